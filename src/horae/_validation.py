@@ -205,3 +205,13 @@ def check_kwargs(cls: _C) -> _C:
 
     cls.__init__ = __init__  # type: ignore[misc]
     return cls
+
+
+def current_time(tz: tzinfo) -> datetime:
+    """The wall clock, read once when a trigger without ``start_time`` is constructed.
+
+    This is the one place outside ``horae._clock`` that reads the real clock: a trigger
+    records its construction time as its start, so that ``next()`` stays pure afterwards.
+    The scheduler never relies on it (it always passes ``after``).
+    """
+    return datetime.now(tz)  # noqa: TID251

@@ -1,0 +1,273 @@
+"""The DataStore interface: where tasks, schedules, jobs and results live.
+
+Read ``DESIGN.md`` (shipped as docs/design.md) before implementing one. In short, one fire
+takes this path through a store::
+
+    acquire_schedules ──► (scheduler computes fire times, no I/O) ──► release_schedules
+         lease                                                  jobs inserted + schedules
+                                                                advanced, atomically, fenced
+    acquire_jobs ──► extend_job_leases ... ──► release_job
+       lease            while running           result written + job removed, fenced
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
+from logging import Logger
+from typing import TYPE_CHECKING
+from uuid import UUID
+
+import attrs
+
+from .._enums import ConflictPolicy
+from .._structures import Job, JobResult, Schedule, Task
+
+if TYPE_CHECKING:
+    from ..eventbrokers._base import EventBroker
+
+
+@attrs.frozen(kw_only=True)
+class StoreCapabilities:
+    """What a store can and cannot do; tests and the scheduler read these, never
+    ``isinstance``.
+
+    Attributes:
+        persistent: data survives a restart of the process.
+        shared: several processes (or machines) can use the same store at once.
+        requires_references: callables must be importable ``"module:qualname"``
+            references and arguments must pass the store's serializer (checked by the
+            scheduler at ``add_schedule``/``add_job`` time).
+        keeps_exception_objects: ``JobResult.exception`` is the original object (else
+            only ``exception_type``/``exception_message`` are guaranteed).
+    """
+
+    persistent: bool
+    shared: bool
+    requires_references: bool
+    keeps_exception_objects: bool = False
+
+
+@attrs.frozen(kw_only=True)
+class ScheduleUpdate:
+    """What a scheduler decided for one acquired schedule (input to ``release_schedules``).
+
+    Attributes:
+        schedule_id: the schedule.
+        next_fire_time: its new next fire time; ``None`` means the trigger is exhausted
+            and the schedule is removed (``ScheduleRemoved(finished=True)``).
+        last_fire_time: the latest fire time that has now been handled (``None`` = no
+            change).
+        jobs: the jobs to create for the handled fire times.
+    """
+
+    schedule_id: str
+    next_fire_time: datetime | None
+    last_fire_time: datetime | None = None
+    jobs: Sequence[Job] = ()
+
+
+class DataStore(ABC):
+    """Stores tasks, schedules, jobs and job results, and hands out leases on them.
+
+    Every implementation passes ``horae.testing.DataStoreContract``. The contract:
+
+    **Life cycle.** ``start(broker, logger)`` connects, creates the schema/indexes on
+    first use, records a schema version and raises :exc:`~horae.SchemaVersionError` for a
+    newer one; it may be called again after ``stop()``. Methods other than
+    ``start``/``capabilities`` may only be called while started.
+
+    **Time.** No store method reads a clock. Every method that compares times takes
+    ``now`` (aware) from the caller's :class:`~horae._clock.Clock`.
+
+    **Events.** The store publishes, through the broker given to ``start``, the events
+    about what it changed: ``TaskAdded``/``TaskUpdated``/``TaskRemoved``,
+    ``ScheduleAdded``/``ScheduleUpdated``/``ScheduleRemoved``/``SchedulePaused``/
+    ``ScheduleUnpaused``, ``JobAdded``, ``JobAcquired``, ``JobReleased`` (also for jobs it
+    ends itself: missed start deadlines and abandoned jobs), and
+    ``ScheduleDeserializationFailed``. Events are published after the change is durable.
+
+    **Exactly once.** (1) ``acquire_schedules`` hands each due schedule to one scheduler
+    at a time, under a lease. (2) ``release_schedules`` inserts the jobs and advances the
+    schedules in one atomic step, and only for schedules the caller still holds
+    (fencing); for the others it changes nothing. (3) A job for a (schedule id, fire
+    time) pair is never created twice, even after the first one has finished and been
+    deleted, and even when a takeover recomputes the same fire time: the store keeps
+    a durable guard (a unique key, or a per-schedule watermark of the last fire time
+    that made jobs). (4) ``acquire_jobs`` hands each job to one worker, under a lease.
+
+    **Limits.** ``acquire_jobs`` never lets more jobs run at once than the task's
+    ``max_running_jobs`` (across all workers), nor more jobs of one schedule than the
+    job's own ``max_running_jobs``. Running counts come from live leases
+    (``acquired_until >= now``), not counters. A job blocked by a limit does not stop
+    other tasks' jobs from being acquired.
+
+    **Failure.** A job whose lease expired while it was running belongs to a dead
+    worker: ``acquire_jobs`` ends it as ``JobOutcome.abandoned`` exactly once (result
+    stored, ``JobReleased`` published). A job that could not start before its
+    ``start_deadline`` ends as ``JobOutcome.missed_start_deadline`` in the same way.
+
+    **Errors.** Lookups of unknown ids raise the matching ``*LookupError``. Driver
+    exceptions never escape: transient connection errors are retried with back-off;
+    others are raised as :exc:`~horae.DataStoreError` (``raise ... from exc``).
+    """
+
+    __slots__ = ()
+
+    @property
+    @abstractmethod
+    def capabilities(self) -> StoreCapabilities:
+        """What this store guarantees (see :class:`StoreCapabilities`)."""
+
+    # ---- life cycle -------------------------------------------------------------------
+
+    @abstractmethod
+    async def start(self, event_broker: EventBroker, logger: Logger) -> None:
+        """Connect, create or check the schema, and remember the broker to publish to."""
+
+    @abstractmethod
+    async def stop(self) -> None:
+        """Close connections that the store opened itself (not ones the user passed)."""
+
+    # ---- tasks ------------------------------------------------------------------------
+
+    @abstractmethod
+    async def add_task(self, task: Task) -> None:
+        """Insert or replace the task (``TaskAdded`` or ``TaskUpdated``)."""
+
+    @abstractmethod
+    async def remove_task(self, task_id: str) -> None:
+        """Remove the task (``TaskRemoved``); ``TaskLookupError`` if there is none."""
+
+    @abstractmethod
+    async def get_task(self, task_id: str) -> Task:
+        """Return the task; ``TaskLookupError`` if there is none."""
+
+    @abstractmethod
+    async def get_tasks(self) -> list[Task]:
+        """Return every task, sorted by id."""
+
+    # ---- schedules --------------------------------------------------------------------
+
+    @abstractmethod
+    async def add_schedule(self, schedule: Schedule, conflict_policy: ConflictPolicy) -> bool:
+        """Store a new schedule; return True if it was stored.
+
+        On an id clash: ``replace`` overwrites it (``ScheduleUpdated``), ``do_nothing``
+        keeps the old one and returns False, ``exception`` raises
+        :exc:`~horae.ConflictingIdError`. A new schedule publishes ``ScheduleAdded``.
+        """
+
+    @abstractmethod
+    async def remove_schedules(self, ids: Iterable[str], *, finished: bool = False) -> None:
+        """Remove these schedules (unknown ids are ignored), publishing
+        ``ScheduleRemoved`` for each one that existed."""
+
+    @abstractmethod
+    async def get_schedules(self, ids: Iterable[str] | None = None) -> list[Schedule]:
+        """Return the schedules with these ids (all if ``None``), sorted by id.
+
+        Schedules that cannot be deserialized are left out, and
+        ``ScheduleDeserializationFailed`` is published for each.
+        """
+
+    @abstractmethod
+    async def pause_schedule(
+        self, schedule_id: str, *, reason: str | None = None, until: datetime | None = None
+    ) -> Schedule:
+        """Pause the schedule (``SchedulePaused``); ``ScheduleLookupError`` if absent."""
+
+    @abstractmethod
+    async def unpause_schedule(
+        self, schedule_id: str, *, next_fire_time: datetime | None
+    ) -> Schedule:
+        """Unpause the schedule, setting its next fire time (``ScheduleUnpaused``).
+
+        ``next_fire_time=None`` keeps the stored one (missed fires then follow the
+        schedule's coalesce policy). ``ScheduleLookupError`` if absent.
+        """
+
+    @abstractmethod
+    async def acquire_schedules(
+        self, scheduler_id: str, now: datetime, lease_duration: timedelta, limit: int
+    ) -> list[Schedule]:
+        """Lease up to *limit* due schedules to *scheduler_id*, earliest first.
+
+        Due: not paused (or paused with ``paused_until <= now``, which unpauses it),
+        ``next_fire_time <= now``, and not held by another node (``acquired_until <
+        now`` or ``acquired_by == scheduler_id``). Marks them ``acquired_by`` /
+        ``acquired_until = now + lease_duration`` in the same atomic step.
+        """
+
+    @abstractmethod
+    async def release_schedules(
+        self, scheduler_id: str, updates: Sequence[ScheduleUpdate]
+    ) -> list[Job]:
+        """Create the updates' jobs and advance their schedules, atomically; drop leases.
+
+        Only schedules still held by *scheduler_id* are changed; updates for others are
+        ignored whole (their jobs are not created). A job whose (schedule id, scheduled
+        fire time) already made a job is not created again. A ``next_fire_time`` of
+        ``None`` removes the schedule. Returns the jobs actually created, and publishes
+        ``JobAdded``, ``ScheduleUpdated`` or ``ScheduleRemoved(finished=True)``.
+        """
+
+    @abstractmethod
+    async def get_next_schedule_time(self) -> datetime | None:
+        """The earliest ``next_fire_time`` of any unpaused schedule (or the earliest
+        ``paused_until`` of a paused one), or ``None``; served by an index, not a scan."""
+
+    # ---- jobs -------------------------------------------------------------------------
+
+    @abstractmethod
+    async def add_jobs(self, jobs: Sequence[Job]) -> None:
+        """Insert jobs not made by a schedule fire (``JobAdded`` for each)."""
+
+    @abstractmethod
+    async def get_jobs(self, ids: Iterable[UUID] | None = None) -> list[Job]:
+        """Return the pending and running jobs with these ids (all if ``None``), in
+        ``start_time`` order."""
+
+    @abstractmethod
+    async def acquire_jobs(
+        self, scheduler_id: str, now: datetime, lease_duration: timedelta, limit: int
+    ) -> list[Job]:
+        """Lease up to *limit* jobs whose ``start_time <= now`` to *scheduler_id*.
+
+        Earliest ``start_time`` first; respects the running limits (see the class
+        docstring); sets ``acquired_by``, ``acquired_until = now + lease_duration`` and
+        ``started_at = now``, and publishes ``JobAcquired``. In the same step it ends
+        jobs past their ``start_deadline`` (``missed_start_deadline``) and jobs whose
+        lease expired (``abandoned``), storing their results.
+        """
+
+    @abstractmethod
+    async def extend_job_leases(
+        self, scheduler_id: str, job_ids: Iterable[UUID], now: datetime,
+        lease_duration: timedelta,
+    ) -> set[UUID]:
+        """Extend the leases of these jobs held by *scheduler_id* to ``now +
+        lease_duration``; return the ids it still held (the others were taken from it)."""
+
+    @abstractmethod
+    async def release_job(self, scheduler_id: str, result: JobResult) -> bool:
+        """Store the result (if it has not already expired) and delete the job,
+        atomically, fenced by the lease; return False (and change nothing) when the job
+        is no longer held by *scheduler_id*. Publishes ``JobReleased``."""
+
+    @abstractmethod
+    async def get_next_job_time(self) -> datetime | None:
+        """The earliest moment a job becomes actionable (a pending job's ``start_time``
+        or a running job's ``acquired_until``), or ``None``."""
+
+    # ---- results and housekeeping -----------------------------------------------------
+
+    @abstractmethod
+    async def get_job_result(self, job_id: UUID) -> JobResult | None:
+        """Return the job's result; ``None`` while the job exists but has not finished;
+        ``JobLookupError`` when there is neither a job nor a result."""
+
+    @abstractmethod
+    async def cleanup(self, now: datetime) -> None:
+        """Remove results whose ``expires_at <= now`` and other finished leftovers."""

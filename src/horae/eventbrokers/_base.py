@@ -1,0 +1,90 @@
+"""The EventBroker interface: delivers events to subscribers on this node and others."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable, Iterable
+from logging import Logger
+from typing import Protocol, TypeVar
+
+from ..events import Event
+
+_E_contra = TypeVar("_E_contra", bound=Event, contravariant=True)
+
+
+class EventCallback(Protocol[_E_contra]):
+    """A subscriber: a plain function or a coroutine function taking one event."""
+
+    def __call__(self, event: _E_contra, /) -> None | Awaitable[None]: ...
+
+
+class Subscription(ABC):
+    """A handle on one subscription; ``unsubscribe()`` ends it (idempotent)."""
+
+    __slots__ = ()
+
+    @abstractmethod
+    def unsubscribe(self) -> None:
+        """Stop delivering events to this subscription's callback."""
+
+    def __enter__(self) -> Subscription:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.unsubscribe()
+
+
+class EventBroker(ABC):
+    """Publishes events and delivers them to subscribers.
+
+    Contract (``horae.testing.EventBrokerContract``):
+
+    * ``publish(event)`` delivers the event to the subscribers of every node sharing the
+      broker, this one included; ``publish_local(event)`` only to this node's.
+    * Subscribers get events of the types they asked for (subclasses included; all when
+      ``event_types`` is ``None``), in publishing order per publisher. Sync callbacks run
+      on the event loop thread and must not block; async ones are awaited in their own
+      task. A one-shot subscription ends after its first event.
+    * A callback that raises is logged on the broker's logger and never breaks the
+      broker, the publisher or the other subscribers.
+    * A broker that loses its connection reconnects with back-off; while it is away the
+      scheduler polls, so a lost event delays work but never loses it.
+    """
+
+    __slots__ = ()
+
+    @abstractmethod
+    async def start(self, logger: Logger) -> None:
+        """Start delivering (open connections, start listener tasks)."""
+
+    @abstractmethod
+    async def stop(self) -> None:
+        """Stop delivering and close connections the broker opened itself."""
+
+    @abstractmethod
+    async def publish(self, event: Event) -> None:
+        """Deliver *event* to subscribers on every node."""
+
+    @abstractmethod
+    async def publish_local(self, event: Event) -> None:
+        """Deliver *event* to this node's subscribers only."""
+
+    @abstractmethod
+    def subscribe(
+        self,
+        callback: Callable[[Event], object],
+        event_types: Iterable[type[Event]] | None = None,
+        *,
+        one_shot: bool = False,
+    ) -> Subscription:
+        """Register *callback* for events of *event_types* (all if ``None``)."""
+
+    @property
+    def connected(self) -> bool:
+        """False while a remote broker has lost its connection (the scheduler then polls
+        more often). Always True for a local broker."""
+        return True
+
+
+#: what EventBroker.subscribe accepts, for type annotations in user code
+AnyEventCallback = Callable[[Event], "None | Awaitable[None]"]
