@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, ClassVar, TypeVar
+from typing import Any, TypeVar, get_args
 from uuid import UUID
 
 import attrs
 
 from ._enums import JobOutcome
+from ._exceptions import DeserializationError
 
 _E = TypeVar("_E", bound="Event")
 _event_types: dict[str, type[Event]] = {}
@@ -34,9 +35,6 @@ def _serialize_value(value: Any) -> Any:
 class Event:
     """The base of every event."""
 
-    #: datetime fields, turned back from ISO strings by ``from_dict``
-    _datetime_fields: ClassVar[frozenset[str]] = frozenset({"timestamp"})
-
     timestamp: datetime
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -54,20 +52,50 @@ class Event:
 
     @staticmethod
     def from_dict(data: Mapping[str, Any]) -> Event:
-        """Rebuild an event from :meth:`to_dict` output."""
+        """Rebuild an event from :meth:`to_dict` output.
+
+        Keys that the event class does not know are ignored, so that a node running an
+        older version of horae can read events from a newer one.
+
+        Raises:
+            DeserializationError: the event type is unknown or a value is malformed.
+        """
         values = dict(data)
-        event_class = _event_types[values.pop("event")]
-        for field in attrs.fields(event_class):
-            value = values.get(field.name)
-            if value is None:
-                continue
-            if field.type in ("datetime", "datetime | None"):
-                values[field.name] = datetime.fromisoformat(value)
-            elif field.type in ("UUID", "UUID | None"):
-                values[field.name] = UUID(value)
-            elif field.type in ("JobOutcome",):
-                values[field.name] = JobOutcome(value)
-        return event_class(**values)
+        name = values.pop("event", None)
+        event_class = _event_types.get(name) if isinstance(name, str) else None
+        if event_class is None:
+            raise DeserializationError(f"unknown event type {name!r}")
+        fields = attrs.fields(event_class)
+        known = {field.name for field in fields}
+        kwargs = {key: value for key, value in values.items() if key in known}
+        try:
+            for field in fields:
+                value = kwargs.get(field.name)
+                if value is not None:
+                    kwargs[field.name] = _deserialize_value(field.type, value)
+            return event_class(**kwargs)
+        except (TypeError, ValueError) as exc:
+            raise DeserializationError(f"malformed {name} event {dict(data)!r}: {exc}") from exc
+
+
+def _type_name(field_type: Any) -> str:
+    # Annotations are strings here (``from __future__ import annotations``), but events
+    # defined in user modules without that import carry the real types.
+    if isinstance(field_type, str):
+        return field_type.replace("Optional[", "").replace("| None", "").strip(" ]")
+    members = [arg for arg in get_args(field_type) if arg is not type(None)]
+    return str(getattr(members[0] if members else field_type, "__name__", ""))
+
+
+def _deserialize_value(field_type: Any, value: Any) -> Any:
+    name = _type_name(field_type)
+    if name in ("datetime", "datetime.datetime") and isinstance(value, str):
+        return datetime.fromisoformat(value)
+    if name in ("UUID", "uuid.UUID") and isinstance(value, str):
+        return UUID(value)
+    if name == "JobOutcome" and isinstance(value, str):
+        return JobOutcome(value)
+    return value
 
 
 # ---- scheduler life cycle -------------------------------------------------------------

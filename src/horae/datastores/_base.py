@@ -21,11 +21,12 @@ from uuid import UUID
 
 import attrs
 
-from .._enums import ConflictPolicy
-from .._structures import Job, JobResult, Schedule, Task
+from horae._enums import ConflictPolicy
+from horae._structures import Job, JobResult, Schedule, Task
 
 if TYPE_CHECKING:
-    from ..eventbrokers._base import EventBroker
+    from horae._clock import Clock
+    from horae.eventbrokers._base import EventBroker
 
 
 @attrs.frozen(kw_only=True)
@@ -78,8 +79,12 @@ class DataStore(ABC):
     newer one; it may be called again after ``stop()``. Methods other than
     ``start``/``capabilities`` may only be called while started.
 
-    **Time.** No store method reads a clock. Every method that compares times takes
-    ``now`` (aware) from the caller's :class:`~horae._clock.Clock`.
+    **Time.** No store method reads a clock to decide anything. Every method that
+    compares times takes ``now`` (aware) from the caller's :class:`~horae._clock.Clock`;
+    the clock given to ``start`` only stamps the ``timestamp`` of published events
+    (methods that take ``now`` stamp theirs with it). A lease is live while
+    ``acquired_until >= now`` and lapsed once ``acquired_until < now``; a start deadline
+    is missed once ``start_deadline < now``.
 
     **Events.** The store publishes, through the broker given to ``start``, the events
     about what it changed: ``TaskAdded``/``TaskUpdated``/``TaskRemoved``,
@@ -123,8 +128,18 @@ class DataStore(ABC):
     # ---- life cycle -------------------------------------------------------------------
 
     @abstractmethod
-    async def start(self, event_broker: EventBroker, logger: Logger) -> None:
-        """Connect, create or check the schema, and remember the broker to publish to."""
+    async def start(
+        self, event_broker: EventBroker, logger: Logger, *, clock: Clock | None = None
+    ) -> None:
+        """Connect, create or check the schema, and remember the broker to publish to.
+
+        Args:
+            event_broker: where the store publishes its events.
+            logger: where the store logs (including events it failed to publish).
+            clock: stamps the events of methods that take no ``now``;
+                :class:`~horae._clock.SystemClock` when ``None``. Pass the scheduler's
+                clock so that a ``FakeClock`` also governs event timestamps.
+        """
 
     @abstractmethod
     async def stop(self) -> None:
@@ -157,6 +172,9 @@ class DataStore(ABC):
         On an id clash: ``replace`` overwrites it (``ScheduleUpdated``), ``do_nothing``
         keeps the old one and returns False, ``exception`` raises
         :exc:`~horae.ConflictingIdError`. A new schedule publishes ``ScheduleAdded``.
+        The stored schedule is not held by anyone (``acquired_by``/``acquired_until``
+        of the argument are ignored), so replacing a schedule that a node holds fences
+        that node's pending release.
         """
 
     @abstractmethod
@@ -206,23 +224,41 @@ class DataStore(ABC):
     ) -> list[Job]:
         """Create the updates' jobs and advance their schedules, atomically; drop leases.
 
-        Only schedules still held by *scheduler_id* are changed; updates for others are
-        ignored whole (their jobs are not created). A job whose (schedule id, scheduled
-        fire time) already made a job is not created again. A ``next_fire_time`` of
-        ``None`` removes the schedule. Returns the jobs actually created, and publishes
-        ``JobAdded``, ``ScheduleUpdated`` or ``ScheduleRemoved(finished=True)``.
+        Only schedules still held by *scheduler_id* (``acquired_by == scheduler_id``)
+        are changed; updates for others are ignored whole (their jobs are not created).
+        Once a lease lapses, the next ``acquire_schedules`` of any node may take the
+        schedule over, and from then on the old holder's release is ignored. A job whose
+        (schedule id, scheduled fire time) already made a job is not created again; the
+        guard outlives the job and survives ``add_schedule(..., replace)`` of the same
+        id (a store that guards with a watermark also drops fire times before it).
+        A ``next_fire_time`` of ``None`` removes the schedule. Returns the jobs actually
+        created, and publishes ``JobAdded``, ``ScheduleUpdated`` or
+        ``ScheduleRemoved(finished=True)``.
         """
 
     @abstractmethod
     async def get_next_schedule_time(self) -> datetime | None:
-        """The earliest ``next_fire_time`` of any unpaused schedule (or the earliest
-        ``paused_until`` of a paused one), or ``None``; served by an index, not a scan."""
+        """The earliest moment a schedule may need ``acquire_schedules``, or ``None``.
+
+        That is the earliest of: the ``next_fire_time`` of an unpaused schedule that
+        nobody holds, the ``paused_until`` of a paused one, and, for a held schedule,
+        the first instant after its lease (``acquired_until`` plus at most a second;
+        the memory store uses 1 µs). It is never at or before the end of a live lease,
+        so a node that sleeps until this time and finds nothing to acquire does not
+        spin. Served by an index, not a scan.
+        """
 
     # ---- jobs -------------------------------------------------------------------------
 
     @abstractmethod
     async def add_jobs(self, jobs: Sequence[Job]) -> None:
-        """Insert jobs not made by a schedule fire (``JobAdded`` for each)."""
+        """Insert jobs not made by a schedule fire (``JobAdded`` for each inserted one).
+
+        A job whose id is already stored is left alone (no event), so repeating a call
+        whose outcome was unknown cannot duplicate jobs. Their ``acquired_by`` /
+        ``acquired_until`` / ``started_at`` are stored as ``None`` (new jobs are
+        pending). The fire-time guard of ``release_schedules`` does not apply here.
+        """
 
     @abstractmethod
     async def get_jobs(self, ids: Iterable[UUID] | None = None) -> list[Job]:
@@ -237,29 +273,55 @@ class DataStore(ABC):
 
         Earliest ``start_time`` first; respects the running limits (see the class
         docstring); sets ``acquired_by``, ``acquired_until = now + lease_duration`` and
-        ``started_at = now``, and publishes ``JobAcquired``. In the same step it ends
-        jobs past their ``start_deadline`` (``missed_start_deadline``) and jobs whose
-        lease expired (``abandoned``), storing their results.
+        ``started_at = now``, and publishes ``JobAcquired``. A job already running is
+        never handed out again, not even to its own holder. In the same step it ends
+        pending jobs past their ``start_deadline`` (``start_deadline < now``:
+        ``missed_start_deadline``) and running jobs whose lease lapsed
+        (``acquired_until < now``: ``abandoned``), storing their results as
+        ``release_job`` does and publishing ``JobReleased`` (whose ``scheduler_id`` is
+        the lapsed holder for abandoned jobs, ``None`` for missed ones).
         """
 
     @abstractmethod
     async def extend_job_leases(
-        self, scheduler_id: str, job_ids: Iterable[UUID], now: datetime,
+        self,
+        scheduler_id: str,
+        job_ids: Iterable[UUID],
+        now: datetime,
         lease_duration: timedelta,
     ) -> set[UUID]:
         """Extend the leases of these jobs held by *scheduler_id* to ``now +
-        lease_duration``; return the ids it still held (the others were taken from it)."""
+        lease_duration``; return the ids it still held (the others were taken from it).
+
+        A job counts as held while it exists with ``acquired_by == scheduler_id``: a
+        lease that lapsed but that no ``acquire_jobs`` has ended yet is still renewed
+        (nothing else happened to the job meanwhile).
+        """
 
     @abstractmethod
     async def release_job(self, scheduler_id: str, result: JobResult) -> bool:
-        """Store the result (if it has not already expired) and delete the job,
-        atomically, fenced by the lease; return False (and change nothing) when the job
-        is no longer held by *scheduler_id*. Publishes ``JobReleased``."""
+        """Store the result and delete the job, atomically, fenced by the lease.
+
+        Returns False (and changes nothing) when the job is no longer held by
+        *scheduler_id* (held as in :meth:`extend_job_leases`). The result is kept only
+        when the job's ``result_expiration_time`` is positive, with ``expires_at =
+        result.finished_at + result_expiration_time`` (the store sets it; the value
+        passed in is not used); otherwise ``get_job_result`` raises ``JobLookupError``
+        once the job is gone. Publishes ``JobReleased``.
+        """
 
     @abstractmethod
     async def get_next_job_time(self) -> datetime | None:
-        """The earliest moment a job becomes actionable (a pending job's ``start_time``
-        or a running job's ``acquired_until``), or ``None``."""
+        """The earliest moment a job may need ``acquire_jobs``, or ``None``.
+
+        That is the earliest of: a pending job's ``start_time``, the first instant after
+        a running job's lease (``acquired_until`` plus at most a second; the memory
+        store uses 1 µs) and the first instant after a pending job's
+        ``start_deadline``. A pending job held back by a running limit does not count
+        with its ``start_time`` (it becomes acquirable when a running job ends, which
+        publishes ``JobReleased``, or when a lease lapses, which is counted above), so a
+        worker that sleeps until this time and finds nothing to acquire does not spin.
+        """
 
     # ---- results and housekeeping -----------------------------------------------------
 

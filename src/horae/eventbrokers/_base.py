@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from logging import Logger
 from typing import Protocol, TypeVar
 
-from ..events import Event
+from horae.events import Event
 
 _E_contra = TypeVar("_E_contra", bound=Event, contravariant=True)
 
@@ -15,7 +15,7 @@ _E_contra = TypeVar("_E_contra", bound=Event, contravariant=True)
 class EventCallback(Protocol[_E_contra]):
     """A subscriber: a plain function or a coroutine function taking one event."""
 
-    def __call__(self, event: _E_contra, /) -> None | Awaitable[None]: ...
+    def __call__(self, event: _E_contra, /) -> Awaitable[None] | None: ...
 
 
 class Subscription(ABC):
@@ -85,6 +85,17 @@ class EventBroker(ABC):
         more often). Always True for a local broker."""
         return True
 
+    @property
+    def shared(self) -> bool:
+        """True when ``publish`` reaches other processes (other instances connected to
+        the same server and channel); False for a broker that only serves this process.
+
+        A scheduler whose data store is shared but whose broker is not cannot be woken
+        by other nodes and relies on polling. ``EventBrokerContract`` runs its
+        cross-instance tests only for shared brokers.
+        """
+        return False
+
 
 #: what EventBroker.subscribe accepts, for type annotations in user code
-AnyEventCallback = Callable[[Event], "None | Awaitable[None]"]
+AnyEventCallback = Callable[[Event], "Awaitable[None] | None"]

@@ -4,3 +4,6 @@ thread pool, ``process``: a process pool). ``_base`` holds the JobExecutor inter
 from __future__ import annotations
 
 from ._base import JobExecutor as JobExecutor
+from .async_ import AsyncJobExecutor as AsyncJobExecutor
+from .process import ProcessPoolJobExecutor as ProcessPoolJobExecutor
+from .thread import ThreadPoolJobExecutor as ThreadPoolJobExecutor

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from contextlib import AsyncExitStack
 from typing import Any
 
-from .._structures import Job
+from horae._structures import Job
 
 
 class JobExecutor(ABC):
@@ -23,7 +23,7 @@ class JobExecutor(ABC):
 
     __slots__ = ()
 
-    async def start(self, exit_stack: AsyncExitStack) -> None:
+    async def start(self, exit_stack: AsyncExitStack) -> None:  # noqa: B027 - optional hook
         """Open resources (thread or process pools); the default opens none."""
 
     @abstractmethod

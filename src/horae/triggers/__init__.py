@@ -8,3 +8,9 @@ trigger), ``interval``, ``date``, ``calendarinterval``, ``combining``, and ``_sh
 from __future__ import annotations
 
 from ._base import Trigger as Trigger
+from .calendarinterval import CalendarIntervalTrigger as CalendarIntervalTrigger
+from .combining import AndTrigger as AndTrigger
+from .combining import OrTrigger as OrTrigger
+from .cron import CronTrigger as CronTrigger
+from .date import DateTrigger as DateTrigger
+from .interval import IntervalTrigger as IntervalTrigger

@@ -1,0 +1,115 @@
+"""Sleeping without polling: the wake-up primitive of the scheduler's loops, and back-off.
+
+Every loop of the scheduler (schedule processing, the worker, cleanup) sleeps in
+:meth:`Wakeup.wait` until the earliest moment it knows there is work, and is woken early
+by :meth:`Wakeup.set` (a broker event, a finished job, ``stop()``) or has its deadline
+pulled in by :meth:`Wakeup.wake_at` (a schedule added with an earlier fire time). All of
+it runs on the event loop thread: broker callbacks and sync-facade calls arrive there.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import anyio
+
+from ._clock import Clock
+
+
+def earliest(*times: datetime | None) -> datetime | None:
+    """The earliest of the given times, ignoring ``None`` (``None`` if all are)."""
+    present = [time for time in times if time is not None]
+    return min(present) if present else None
+
+
+class Wakeup:
+    """Sleep until a deadline (on the injected clock) or until woken.
+
+    A wake-up that arrives while the loop is busy (between two waits) is remembered, so
+    the next :meth:`wait` returns at once: an event that arrives just after the loop
+    read the store is never lost.
+    """
+
+    __slots__ = ("_clock", "_deadline", "_flag", "_pending", "_scope")
+
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+        self._flag = False
+        self._pending: datetime | None = None
+        self._deadline: datetime | None = None
+        self._scope: anyio.CancelScope | None = None
+
+    def set(self) -> None:
+        """End the current wait now (or the next one at once, if none is in progress)."""
+        self._flag = True
+        if self._scope is not None:
+            self._scope.cancel()
+
+    def wake_at(self, when: datetime) -> None:
+        """Make the current (or next) wait end no later than *when*."""
+        if self._scope is None:
+            self._pending = earliest(self._pending, when)
+        elif self._deadline is None or when < self._deadline:
+            self._deadline = when
+            self._scope.cancel()  # re-sleep with the earlier deadline
+
+    async def wait(self, deadline: datetime | None) -> None:
+        """Sleep until *deadline* (forever if ``None``) or until woken."""
+        self._deadline = earliest(deadline, self._pending)
+        self._pending = None
+        try:
+            while not self._flag:
+                with anyio.CancelScope() as scope:
+                    self._scope = scope
+                    if self._deadline is None:
+                        await anyio.sleep_forever()
+                    else:
+                        await self._clock.sleep_until(self._deadline)
+                        return
+                # cancelled by set() (the loop ends) or wake_at() (it sleeps again)
+        finally:
+            self._flag = False
+            self._scope = None
+            self._deadline = None
+
+
+async def wait_for_event(event: anyio.Event, clock: Clock, deadline: datetime | None) -> bool:
+    """Wait until *event* is set or the clock reaches *deadline*; return ``event.is_set()``."""
+    if deadline is None:
+        await event.wait()
+        return True
+    async with anyio.create_task_group() as group:
+
+        async def cancel_at_deadline() -> None:
+            await clock.sleep_until(deadline)
+            group.cancel_scope.cancel()
+
+        group.start_soon(cancel_at_deadline)
+        await event.wait()
+        group.cancel_scope.cancel()
+    return event.is_set()
+
+
+class Backoff:
+    """Exponential back-off for retrying a loop after a store or broker error."""
+
+    __slots__ = ("_delay", "_initial", "_maximum")
+
+    def __init__(
+        self,
+        initial: timedelta = timedelta(seconds=0.5),
+        maximum: timedelta = timedelta(seconds=60),
+    ) -> None:
+        self._initial = initial
+        self._maximum = maximum
+        self._delay = initial
+
+    def next_delay(self) -> timedelta:
+        """The delay before the next retry (doubling each time up to the maximum)."""
+        delay = self._delay
+        self._delay = min(self._delay * 2, self._maximum)
+        return delay
+
+    def reset(self) -> None:
+        """Start again from the initial delay (after a success)."""
+        self._delay = self._initial

@@ -1,0 +1,451 @@
+"""The PostgreSQL store's statements, one per operation, built once per schema name.
+
+Each hot-path operation is one statement (so one round trip and one implicit
+transaction), with data-modifying CTEs doing the select-and-update in one go. Parameters
+of a batch travel as arrays and come back into rows with ``unnest``. Every time
+comparison uses a ``now`` parameter; the server's own clock is never read.
+
+PostgreSQL facts the statements rely on (READ COMMITTED, the default):
+
+* ``FOR UPDATE SKIP LOCKED`` locks the rows it returns and passes over rows another
+  transaction has locked; when a row changed after the statement's snapshot, it is
+  re-checked against the ``WHERE`` clause in its newest version before it is locked.
+* ``UPDATE``/``DELETE`` re-check their ``WHERE`` clause on the newest version of a row
+  that a concurrent transaction changed, so fences (``acquired_by = $1``) hold.
+* ``INSERT ... ON CONFLICT`` checks the unique index itself, not the snapshot: it sees
+  (or waits for) rows that concurrent transactions inserted.
+* Data-modifying CTEs all run on the statement's snapshot: one CTE does not see the
+  rows another one inserts, and the same row must not be changed by two of them.
+"""
+
+from __future__ import annotations
+
+from horae.datastores._postgres_schema import (
+    JOB_COLUMNS,
+    JOB_RESULT_COLUMNS,
+    SCHEDULE_COLUMNS,
+    TASK_COLUMNS,
+    column_types,
+)
+from horae.serializers._records import JOB_FIELDS, JOB_RESULT_FIELDS, SCHEDULE_FIELDS, TASK_FIELDS
+
+_JOB_LIST = ", ".join(JOB_COLUMNS)
+_SCHEDULE_LIST = ", ".join(SCHEDULE_COLUMNS)
+_RESULT_LIST = ", ".join(JOB_RESULT_COLUMNS)
+_TASK_LIST = ", ".join(TASK_COLUMNS)
+#: A job id may come back (a retried job keeps its id): its newest result wins.
+_UPDATE_RESULT = ", ".join(f"{c} = EXCLUDED.{c}" for c in JOB_RESULT_COLUMNS if c != "job_id")
+
+#: A duration as an exact number of seconds: ``timestamptz + interval`` would add an
+#: interval's days as calendar days of the session's time zone (23 or 25 hours across a
+#: DST change); multiplying seconds keeps the arithmetic in elapsed time.
+_SECONDS = "interval '1 second' * extract(epoch FROM {})"
+
+#: Results of jobs the store ends itself (abandoned, missed start deadline).
+_ENDED_RESULT_COLUMNS = (
+    "job_id, task_id, schedule_id, scheduled_fire_time, outcome, started_at, "
+    "finished_at, expires_at, attempt"
+)
+
+
+def _unnest(columns: tuple[str, ...], types: list[str], first: int, alias: str) -> str:
+    """``unnest($first::type[], ...) AS alias(columns)``."""
+    arrays = ", ".join(f"${first + i}::{kind}[]" for i, kind in enumerate(types))
+    return f"unnest({arrays}) AS {alias}({', '.join(columns)})"
+
+
+def _placeholders(types: list[str], first: int) -> str:
+    return ", ".join(f"${first + i}::{kind}" for i, kind in enumerate(types))
+
+
+def _acquire_schedules(s: str) -> str:
+    # $1 scheduler id, $2 now, $3 lease end, $4 limit.
+    # A schedule is free when nobody holds it, its lease lapsed (acquired_until < now:
+    # the lease is live through acquired_until itself), or the caller holds it already.
+    # Paused schedules whose paused_until has come are taken as if unpaused (the first
+    # branch serves the common case from schedules_due; paused ones are few).
+    free = "(acquired_by IS NULL OR acquired_until < $2 OR acquired_by = $1)"
+    columns = ", ".join(f"t.{c}" for c in SCHEDULE_COLUMNS)
+    return f"""
+WITH due AS (
+    SELECT id, next_fire_time, false AS was_paused FROM {s}.schedules
+    WHERE NOT paused AND next_fire_time <= $2 AND {free}
+    ORDER BY next_fire_time, id LIMIT $4 FOR UPDATE SKIP LOCKED
+),
+due_after_pause AS (
+    SELECT id, next_fire_time, true AS was_paused FROM {s}.schedules
+    WHERE paused AND paused_until <= $2 AND next_fire_time <= $2 AND {free}
+    ORDER BY next_fire_time, id LIMIT $4 FOR UPDATE SKIP LOCKED
+),
+candidates AS (SELECT * FROM due UNION ALL SELECT * FROM due_after_pause),
+chosen AS (
+    SELECT id, was_paused FROM candidates ORDER BY next_fire_time, id LIMIT $4
+),
+woken AS (
+    -- timed pauses that ended, whether or not the schedule is due now
+    SELECT id FROM {s}.schedules
+    WHERE paused AND paused_until <= $2 AND id NOT IN (SELECT id FROM chosen)
+    FOR UPDATE SKIP LOCKED
+),
+unpaused AS (
+    UPDATE {s}.schedules AS t
+    SET paused = false, pause_reason = NULL, paused_until = NULL
+    FROM woken WHERE t.id = woken.id
+    RETURNING {columns}, true AS was_paused
+),
+acquired AS (
+    UPDATE {s}.schedules AS t
+    SET acquired_by = $1, acquired_until = $3,
+        paused = false, pause_reason = NULL, paused_until = NULL
+    FROM chosen WHERE t.id = chosen.id
+    RETURNING {columns}, chosen.was_paused
+)
+SELECT *, true AS acquired FROM acquired
+UNION ALL
+SELECT *, false FROM unpaused
+"""
+
+
+def _release_schedules(s: str) -> str:
+    # $1 scheduler id; $2 ids, $3 next fire times, $4 last fire times; $5... the jobs'
+    # columns. Fencing: only schedules still held by $1 (held) change, and only their
+    # jobs are inserted; a node whose lease was taken over changes nothing.
+    #
+    # Exactly once: a job is inserted only if its (schedule_id, fire_time) row could be
+    # inserted into fires (a conflict means that fire time made a job already, perhaps
+    # one that has finished since) and its fire time is above the schedule's floor (rows
+    # at or below it were pruned). The floor row is locked (upserted) first, so the
+    # floor read here is the newest one and cleanup cannot prune this schedule's rows
+    # between that read and the insert: both take the floor lock before touching fires.
+    jobs = _unnest(JOB_COLUMNS, column_types(JOB_FIELDS), 5, "j")
+    return f"""
+WITH updates AS (
+    SELECT * FROM unnest($2::text[], $3::timestamptz[], $4::timestamptz[])
+        AS u(id, next_fire_time, last_fire_time)
+),
+held AS (
+    SELECT t.id FROM {s}.schedules AS t
+    WHERE t.id = ANY($2::text[]) AND t.acquired_by = $1
+    ORDER BY t.id FOR UPDATE
+),
+new_jobs AS (SELECT * FROM {jobs}),
+floors AS (
+    INSERT INTO {s}.fire_floors AS f (schedule_id, floor)
+    SELECT id, '-infinity'::timestamptz FROM held
+    WHERE id IN (SELECT schedule_id FROM new_jobs) ORDER BY id
+    ON CONFLICT (schedule_id) DO UPDATE SET floor = f.floor
+    RETURNING f.schedule_id, f.floor
+),
+fired AS (
+    INSERT INTO {s}.fires (schedule_id, fire_time, job_id)
+    SELECT j.schedule_id, j.scheduled_fire_time, j.id
+    FROM new_jobs AS j JOIN floors AS f ON f.schedule_id = j.schedule_id
+    WHERE j.scheduled_fire_time > f.floor
+    ON CONFLICT DO NOTHING
+    RETURNING job_id
+),
+inserted AS (
+    INSERT INTO {s}.jobs ({_JOB_LIST})
+    SELECT {_JOB_LIST} FROM new_jobs
+    WHERE id IN (SELECT job_id FROM fired)
+       OR (scheduled_fire_time IS NULL AND schedule_id IN (SELECT id FROM held))
+    ON CONFLICT (id) DO NOTHING
+    RETURNING id
+),
+advanced AS (
+    UPDATE {s}.schedules AS t
+    SET next_fire_time = u.next_fire_time,
+        last_fire_time = coalesce(u.last_fire_time, t.last_fire_time),
+        acquired_by = NULL, acquired_until = NULL
+    FROM updates AS u
+    WHERE t.id = u.id AND u.next_fire_time IS NOT NULL AND t.id IN (SELECT id FROM held)
+    RETURNING t.id, t.task_id, t.next_fire_time
+),
+finished AS (
+    DELETE FROM {s}.schedules AS t USING updates AS u
+    WHERE t.id = u.id AND u.next_fire_time IS NULL AND t.id IN (SELECT id FROM held)
+    RETURNING t.id, t.task_id
+)
+SELECT
+    -- jobs inserted now, plus jobs of these very ids that an earlier attempt of this
+    -- release inserted (its commit was acknowledged by a connection that then died)
+    ARRAY(SELECT id FROM inserted) || ARRAY(
+        SELECT j.id FROM new_jobs AS j JOIN {s}.fires AS f
+        ON f.schedule_id = j.schedule_id AND f.fire_time = j.scheduled_fire_time
+        AND f.job_id = j.id
+    ) AS created,
+    ARRAY(SELECT id FROM advanced) AS advanced_ids,
+    ARRAY(SELECT task_id FROM advanced) AS advanced_tasks,
+    ARRAY(SELECT next_fire_time FROM advanced) AS advanced_times,
+    ARRAY(SELECT id FROM finished) AS finished_ids,
+    ARRAY(SELECT task_id FROM finished) AS finished_tasks
+"""
+
+
+def _acquire_jobs(s: str) -> str:
+    # $1 scheduler id, $2 now, $3 lease end, $4 limit, $5 also return the jobs that a
+    # lost earlier attempt of this call leased (started_at = now, held by $1).
+    # Runs after the acquire-jobs advisory lock (see PostgresDataStore.acquire_jobs), so
+    # the running counts read here cannot change under it.
+    expires = _SECONDS.format("result_expiration_time")
+    return f"""
+WITH ended AS (
+    -- lapsed leases (a dead worker: abandoned) and missed start deadlines
+    SELECT id, CASE WHEN acquired_by IS NULL THEN 'missed_start_deadline'
+                    ELSE 'abandoned' END AS outcome
+    FROM {s}.jobs
+    WHERE (acquired_by IS NOT NULL AND acquired_until < $2)
+       OR (acquired_by IS NULL AND start_deadline < $2)
+    FOR UPDATE SKIP LOCKED
+),
+removed AS (
+    DELETE FROM {s}.jobs AS j USING ended AS e WHERE j.id = e.id
+    RETURNING {", ".join(f"j.{c}" for c in JOB_COLUMNS)}, e.outcome
+),
+stored AS (
+    INSERT INTO {s}.job_results ({_ENDED_RESULT_COLUMNS})
+    SELECT id, task_id, schedule_id, scheduled_fire_time, outcome, started_at, $2,
+           $2 + {expires}, attempt
+    FROM removed WHERE result_expiration_time > interval '0'
+    ON CONFLICT (job_id) DO UPDATE SET {_UPDATE_RESULT}
+),
+running AS (
+    -- live leases only: lapsed ones are being ended above and free their slots
+    SELECT task_id, schedule_id FROM {s}.jobs
+    WHERE acquired_by IS NOT NULL AND acquired_until >= $2
+),
+task_running AS (SELECT task_id, count(*) AS n FROM running GROUP BY task_id),
+schedule_running AS (
+    SELECT schedule_id, count(*) AS n FROM running
+    WHERE schedule_id IS NOT NULL GROUP BY schedule_id
+),
+pending AS (
+    SELECT id, task_id, schedule_id, max_running_jobs, start_time, seq,
+           row_number() OVER (PARTITION BY schedule_id ORDER BY start_time, seq) AS rank
+    FROM {s}.jobs
+    WHERE acquired_by IS NULL AND start_time <= $2
+      AND (start_deadline IS NULL OR start_deadline >= $2)
+),
+schedule_ok AS (
+    -- the schedule-level limit first, so that a job it holds back does not take a
+    -- place in its task's ranking below (that would stall the task's other schedules)
+    SELECT p.id, p.task_id, p.start_time, p.seq FROM pending AS p
+    LEFT JOIN schedule_running AS r ON r.schedule_id = p.schedule_id
+    WHERE p.schedule_id IS NULL OR p.max_running_jobs IS NULL
+       OR coalesce(r.n, 0) + p.rank <= p.max_running_jobs
+),
+task_ok AS (
+    SELECT o.id, o.start_time, o.seq FROM (
+        SELECT *, row_number() OVER (PARTITION BY task_id ORDER BY start_time, seq) AS rank
+        FROM schedule_ok
+    ) AS o
+    LEFT JOIN {s}.tasks AS t ON t.id = o.task_id
+    LEFT JOIN task_running AS r ON r.task_id = o.task_id
+    WHERE t.max_running_jobs IS NULL OR coalesce(r.n, 0) + o.rank <= t.max_running_jobs
+    ORDER BY o.start_time, o.seq LIMIT $4
+),
+locked AS (
+    SELECT id FROM {s}.jobs
+    WHERE id IN (SELECT id FROM task_ok) AND acquired_by IS NULL
+    FOR UPDATE SKIP LOCKED
+),
+acquired AS (
+    UPDATE {s}.jobs AS j SET acquired_by = $1, acquired_until = $3, started_at = $2
+    FROM locked WHERE j.id = locked.id
+    RETURNING {", ".join(f"j.{c}" for c in JOB_COLUMNS)}, j.seq
+)
+SELECT {_JOB_LIST}, seq, NULL::text AS outcome FROM acquired
+UNION ALL
+SELECT {_JOB_LIST}, seq, NULL FROM {s}.jobs
+WHERE $5 AND acquired_by = $1 AND started_at = $2 AND acquired_until = $3
+UNION ALL
+SELECT {_JOB_LIST}, NULL, outcome FROM removed
+"""
+
+
+def _next_job_time(s: str) -> str:
+    # A pending job counts only if its task and its schedule are below their running
+    # limits (counted over every held lease: a lapsed one shows up through its lease
+    # end below, which is in the past, so the caller wakes at once anyway).
+    return f"""
+SELECT least(
+    (SELECT j.start_time FROM {s}.jobs AS j LEFT JOIN {s}.tasks AS t ON t.id = j.task_id
+     WHERE j.acquired_by IS NULL
+       AND (t.max_running_jobs IS NULL OR t.max_running_jobs > (
+            SELECT count(*) FROM {s}.jobs AS r
+            WHERE r.acquired_by IS NOT NULL AND r.task_id = j.task_id))
+       AND (j.schedule_id IS NULL OR j.max_running_jobs IS NULL OR j.max_running_jobs > (
+            SELECT count(*) FROM {s}.jobs AS r
+            WHERE r.acquired_by IS NOT NULL AND r.schedule_id = j.schedule_id))
+     ORDER BY j.start_time, j.seq LIMIT 1),
+    (SELECT min(acquired_until) FROM {s}.jobs WHERE acquired_by IS NOT NULL)
+        + interval '1 microsecond',
+    (SELECT min(start_deadline) FROM {s}.jobs
+     WHERE acquired_by IS NULL AND start_deadline IS NOT NULL)
+        + interval '1 microsecond'
+)
+"""
+
+
+def _release_job(s: str) -> str:
+    # $1 scheduler id, $2... the result's columns (job_id first) but expires_at. Fenced:
+    # only the holder deletes the job. The result is kept when the job has an expiration
+    # time, with expires_at = finished_at + that time (set here, not by the caller), and
+    # the job's started_at when the result has none.
+    names = [name for name in JOB_RESULT_COLUMNS if name != "expires_at"]
+    types = [
+        kind
+        for name, kind in zip(JOB_RESULT_COLUMNS, column_types(JOB_RESULT_FIELDS), strict=True)
+        if name != "expires_at"
+    ]
+    placeholders = dict(
+        zip(names, (f"${2 + i}::{kind}" for i, kind in enumerate(types)), strict=True)
+    )
+    job_id = placeholders["job_id"]
+    placeholders["started_at"] = f"coalesce({placeholders['started_at']}, d.started_at)"
+    placeholders["expires_at"] = (
+        f"{placeholders['finished_at']} + {_SECONDS.format('d.expiration')}"
+    )
+    values = [placeholders[name] for name in JOB_RESULT_COLUMNS]
+    return f"""
+WITH deleted AS (
+    DELETE FROM {s}.jobs WHERE id = {job_id} AND acquired_by = $1
+    RETURNING id, task_id, schedule_id, scheduled_fire_time, started_at,
+              result_expiration_time AS expiration
+),
+stored AS (
+    INSERT INTO {s}.job_results ({_RESULT_LIST})
+    SELECT {", ".join(values)} FROM deleted AS d WHERE d.expiration > interval '0'
+    ON CONFLICT (job_id) DO UPDATE SET {_UPDATE_RESULT}
+)
+SELECT id, task_id, schedule_id, scheduled_fire_time, started_at, expiration FROM deleted
+"""
+
+
+def _prune_fires(s: str) -> str:
+    # $1 the cutoff. Raise each schedule's floor to its newest fire time older than the
+    # cutoff, then delete its fire rows at or below the floor, in one transaction and
+    # under the floor row's lock (taken in id order, as release_schedules takes it), so
+    # that every deleted row stays covered by the floor. Every schedule that has fire
+    # rows has a floor row; the newest old fire time of each is one backward step on
+    # the primary key of fires.
+    return f"""
+WITH old AS (
+    SELECT f.schedule_id, (
+        SELECT max(x.fire_time) FROM {s}.fires AS x
+        WHERE x.schedule_id = f.schedule_id AND x.fire_time < $1
+    ) AS upto
+    FROM {s}.fire_floors AS f
+),
+locked AS (
+    SELECT f.schedule_id, old.upto
+    FROM {s}.fire_floors AS f JOIN old ON old.schedule_id = f.schedule_id
+    WHERE old.upto > f.floor
+    ORDER BY f.schedule_id FOR UPDATE OF f
+),
+raised AS (
+    UPDATE {s}.fire_floors AS f SET floor = greatest(f.floor, l.upto)
+    FROM locked AS l WHERE f.schedule_id = l.schedule_id
+    RETURNING f.schedule_id, f.floor
+)
+DELETE FROM {s}.fires AS x USING raised AS r
+WHERE x.schedule_id = r.schedule_id AND x.fire_time <= r.floor
+"""
+
+
+class Queries:
+    """Every statement of the store, for the (already quoted) schema *s*."""
+
+    def __init__(self, s: str) -> None:
+        self.acquire_schedules = _acquire_schedules(s)
+        self.release_schedules = _release_schedules(s)
+        self.acquire_jobs = _acquire_jobs(s)
+        self.next_job_time = _next_job_time(s)
+        self.release_job = _release_job(s)
+        self.prune_fires = _prune_fires(s)
+        task_types = column_types(TASK_FIELDS)
+        self.put_task = (
+            f"INSERT INTO {s}.tasks ({_TASK_LIST}) VALUES ({_placeholders(task_types, 1)}) "
+            f"ON CONFLICT (id) DO UPDATE SET "
+            + ", ".join(f"{c} = EXCLUDED.{c}" for c in TASK_COLUMNS if c != "id")
+            + " RETURNING (xmax = 0) AS inserted"
+        )
+        self.delete_task = f"DELETE FROM {s}.tasks WHERE id = $1 RETURNING id"
+        self.select_task = f"SELECT {_TASK_LIST} FROM {s}.tasks WHERE id = $1"
+        self.select_tasks = f"SELECT {_TASK_LIST} FROM {s}.tasks ORDER BY id"
+        schedule_values = _placeholders(column_types(SCHEDULE_FIELDS), 1)
+        insert_schedule = (
+            f"INSERT INTO {s}.schedules ({_SCHEDULE_LIST}) VALUES ({schedule_values}) "
+        )
+        self.insert_schedule = insert_schedule + "ON CONFLICT (id) DO NOTHING RETURNING true"
+        self.replace_schedule = (
+            insert_schedule
+            + "ON CONFLICT (id) DO UPDATE SET "
+            + ", ".join(f"{c} = EXCLUDED.{c}" for c in SCHEDULE_COLUMNS if c != "id")
+            + " RETURNING (xmax = 0) AS inserted"
+        )
+        self.same_schedule = (
+            f"SELECT ROW({_SCHEDULE_LIST}) IS NOT DISTINCT FROM ROW({schedule_values}) "
+            f"FROM {s}.schedules WHERE id = $1"
+        )
+        self.delete_schedules = (
+            f"DELETE FROM {s}.schedules WHERE id = ANY($1::text[]) RETURNING id, task_id"
+        )
+        self.select_schedules = f"SELECT {_SCHEDULE_LIST} FROM {s}.schedules ORDER BY id"
+        self.select_schedules_by_id = (
+            f"SELECT {_SCHEDULE_LIST} FROM {s}.schedules WHERE id = ANY($1::text[]) ORDER BY id"
+        )
+        self.pause_schedule = (
+            f"UPDATE {s}.schedules SET paused = true, pause_reason = $2, paused_until = $3 "
+            f"WHERE id = $1 RETURNING {_SCHEDULE_LIST}"
+        )
+        self.unpause_schedule = (
+            f"UPDATE {s}.schedules SET paused = false, pause_reason = NULL, "
+            f"paused_until = NULL, next_fire_time = coalesce($2, next_fire_time) "
+            f"WHERE id = $1 RETURNING {_SCHEDULE_LIST}"
+        )
+        self.next_schedule_time = f"""
+SELECT least(
+    (SELECT next_fire_time FROM {s}.schedules WHERE NOT paused AND acquired_by IS NULL
+     ORDER BY next_fire_time, id LIMIT 1),
+    (SELECT min(paused_until) FROM {s}.schedules WHERE paused),
+    (SELECT min(acquired_until) FROM {s}.schedules
+     WHERE acquired_by IS NOT NULL AND NOT paused) + interval '1 microsecond'
+)"""
+        self.insert_jobs = (
+            f"INSERT INTO {s}.jobs ({_JOB_LIST}) SELECT * FROM "
+            f"{_unnest(JOB_COLUMNS, column_types(JOB_FIELDS), 1, 'j')} "
+            f"ON CONFLICT (id) DO NOTHING RETURNING id, task_id, schedule_id"
+        )
+        self.select_jobs = f"SELECT {_JOB_LIST} FROM {s}.jobs ORDER BY start_time, seq"
+        self.select_jobs_by_id = (
+            f"SELECT {_JOB_LIST} FROM {s}.jobs WHERE id = ANY($1::uuid[]) ORDER BY start_time, seq"
+        )
+        self.extend_leases = (
+            f"UPDATE {s}.jobs SET acquired_until = $3 "
+            f"WHERE id = ANY($2::uuid[]) AND acquired_by = $1 RETURNING id"
+        )
+        self.end_jobs = _end_jobs(s)
+        self.select_result = (
+            f"SELECT {_RESULT_LIST}, EXISTS (SELECT 1 FROM {s}.jobs WHERE id = $1) "
+            f"AS job_exists FROM (SELECT 1) AS one "
+            f"LEFT JOIN {s}.job_results ON job_id = $1"
+        )
+        self.select_own_result = (
+            f"SELECT job_id AS id, task_id, schedule_id, scheduled_fire_time, started_at, "
+            f"expires_at - finished_at AS expiration FROM {s}.job_results "
+            f"WHERE job_id = $1 AND outcome = $2 AND finished_at = $3"
+        )
+        self.delete_expired_results = f"DELETE FROM {s}.job_results WHERE expires_at <= $1"
+
+
+def _end_jobs(s: str) -> str:
+    # $1 job ids, $2... result columns as arrays: ends jobs that were leased but cannot
+    # be decoded (inside the acquire_jobs transaction, so no worker ever holds them).
+    results = _unnest(JOB_RESULT_COLUMNS, column_types(JOB_RESULT_FIELDS), 2, "r")
+    return f"""
+WITH deleted AS (DELETE FROM {s}.jobs WHERE id = ANY($1::uuid[]) RETURNING id)
+INSERT INTO {s}.job_results ({_RESULT_LIST})
+SELECT {_RESULT_LIST} FROM {results} WHERE job_id IN (SELECT id FROM deleted)
+ON CONFLICT (job_id) DO UPDATE SET {_UPDATE_RESULT}
+"""

@@ -1,0 +1,189 @@
+"""The PostgreSQL store's schema: tables, indexes, the schema version, and rows <-> records.
+
+Everything lives in one PostgreSQL schema (``horae`` by default), so several
+applications or test runs can share a database without seeing each other. One row per
+record and one typed column per record field (see :mod:`horae.serializers._records`):
+times are ``timestamptz`` (compared as instants, whatever zone they were made in),
+durations ``interval``, payloads ``bytea``, trigger and retry states ``jsonb``.
+
+Tables:
+
+* ``schema_version``: one row, the version of this layout (:data:`SCHEMA_VERSION`).
+* ``tasks``: primary key ``id``.
+* ``schedules``: primary key ``id``; ``schedules_due (next_fire_time, id) WHERE NOT
+  paused`` serves acquisition and the next wake-up; ``schedules_pause_end
+  (paused_until) WHERE paused`` the timed pauses; ``schedules_lease (acquired_until)``
+  the held ones.
+* ``jobs``: primary key ``id``; ``seq`` (an identity column, not a Job field) keeps the
+  insertion order among jobs with equal start times. Pending jobs are indexed by
+  ``(start_time, seq)`` and ``start_deadline``; running ones by ``acquired_until``,
+  ``task_id`` and ``schedule_id`` (the running-limit counts).
+* ``job_results``: primary key ``job_id``, indexed by ``expires_at``.
+* ``fires (schedule_id, fire_time) PRIMARY KEY, job_id``: the exactly-once guard. Every
+  job a schedule fire makes inserts its row (``ON CONFLICT DO NOTHING``: a conflict
+  means that fire time already made a job, so the job is dropped). The row outlives the
+  job and the schedule.
+* ``fire_floors (schedule_id PRIMARY KEY, floor)``: rows of ``fires`` older than the
+  retention are pruned by ``cleanup``, which raises the schedule's floor to the newest
+  pruned fire time in the same transaction; a fire time at or below the floor never
+  makes a job again. Releases lock the floor row before inserting into ``fires`` (see
+  :mod:`._postgres_queries`), so pruning and releasing never interleave badly.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+from uuid import UUID
+
+from horae._exceptions import ConfigurationError
+from horae.serializers._jsoncodec import seconds_to_duration
+from horae.serializers._records import (
+    JOB_FIELDS,
+    JOB_RESULT_FIELDS,
+    SCHEDULE_FIELDS,
+    TASK_FIELDS,
+)
+
+#: The schema version this code writes and reads.
+SCHEMA_VERSION = 1
+
+_PG_TYPES: Mapping[str, str] = {
+    "str": "text",
+    "int": "integer",
+    "bool": "boolean",
+    "uuid": "uuid",
+    "time": "timestamptz",
+    "seconds": "interval",
+    "enum": "text",
+    "json": "jsonb",
+    "payload": "bytea",
+}
+
+#: Columns of each table, in the order of their record fields.
+TASK_COLUMNS: tuple[str, ...] = tuple(TASK_FIELDS)
+SCHEDULE_COLUMNS: tuple[str, ...] = tuple(SCHEDULE_FIELDS)
+JOB_COLUMNS: tuple[str, ...] = tuple(JOB_FIELDS)
+JOB_RESULT_COLUMNS: tuple[str, ...] = tuple(JOB_RESULT_FIELDS)
+
+
+def quote_schema(name: str) -> str:
+    """Return *name* as a quoted SQL identifier, after checking it is usable.
+
+    Raises:
+        ConfigurationError: for an empty name, one longer than PostgreSQL's 63 bytes
+            (it would be silently truncated) or one containing a NUL character.
+    """
+    if not isinstance(name, str):
+        raise TypeError(f"the schema name must be a str, not {type(name).__name__}")
+    if not name or len(name.encode("utf-8")) > 63 or "\x00" in name:
+        raise ConfigurationError(
+            f"invalid PostgreSQL schema name {name!r}: use 1 to 63 bytes without NUL "
+            f"characters, such as 'horae'"
+        )
+    return '"' + name.replace('"', '""') + '"'
+
+
+def column_types(fields: Mapping[str, str]) -> list[str]:
+    """The PostgreSQL type of each record field, in order."""
+    return [_PG_TYPES[kind] for kind in fields.values()]
+
+
+def _columns_ddl(fields: Mapping[str, str], primary_key: str) -> str:
+    parts = []
+    for name, kind in fields.items():
+        constraint = " PRIMARY KEY" if name == primary_key else ""
+        parts.append(f"{name} {_PG_TYPES[kind]}{constraint}")
+    return ", ".join(parts)
+
+
+def version_table_ddl(s: str) -> str:
+    """The table that records the schema version (created before anything else)."""
+    return (
+        f"CREATE TABLE IF NOT EXISTS {s}.schema_version ("
+        f"singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton), "
+        f"version integer NOT NULL)"
+    )
+
+
+def schema_ddl(s: str) -> list[str]:
+    """The statements that create every table and index in schema *s* (quoted).
+
+    The columns are written out from the record field lists, but the layout is
+    versioned: a new record field needs a new :data:`SCHEMA_VERSION` and a migration.
+    Every statement is idempotent (``IF NOT EXISTS``).
+    """
+    return [
+        f"CREATE TABLE IF NOT EXISTS {s}.tasks ({_columns_ddl(TASK_FIELDS, 'id')})",
+        f"CREATE TABLE IF NOT EXISTS {s}.schedules ({_columns_ddl(SCHEDULE_FIELDS, 'id')})",
+        f"CREATE INDEX IF NOT EXISTS schedules_due ON {s}.schedules (next_fire_time, id) "
+        f"WHERE NOT paused",
+        f"CREATE INDEX IF NOT EXISTS schedules_pause_end ON {s}.schedules (paused_until) "
+        f"WHERE paused",
+        f"CREATE INDEX IF NOT EXISTS schedules_lease ON {s}.schedules (acquired_until) "
+        f"WHERE acquired_by IS NOT NULL AND NOT paused",
+        f"CREATE TABLE IF NOT EXISTS {s}.jobs ({_columns_ddl(JOB_FIELDS, 'id')}, "
+        f"seq bigint GENERATED ALWAYS AS IDENTITY)",
+        f"CREATE INDEX IF NOT EXISTS jobs_pending ON {s}.jobs (start_time, seq) "
+        f"WHERE acquired_by IS NULL",
+        f"CREATE INDEX IF NOT EXISTS jobs_deadline ON {s}.jobs (start_deadline) "
+        f"WHERE acquired_by IS NULL AND start_deadline IS NOT NULL",
+        f"CREATE INDEX IF NOT EXISTS jobs_lease ON {s}.jobs (acquired_until) "
+        f"WHERE acquired_by IS NOT NULL",
+        f"CREATE INDEX IF NOT EXISTS jobs_running_task ON {s}.jobs (task_id) "
+        f"WHERE acquired_by IS NOT NULL",
+        f"CREATE INDEX IF NOT EXISTS jobs_running_schedule ON {s}.jobs (schedule_id) "
+        f"WHERE acquired_by IS NOT NULL",
+        f"CREATE TABLE IF NOT EXISTS {s}.job_results "
+        f"({_columns_ddl(JOB_RESULT_FIELDS, 'job_id')})",
+        f"CREATE INDEX IF NOT EXISTS job_results_expiry ON {s}.job_results (expires_at)",
+        f"CREATE TABLE IF NOT EXISTS {s}.fires (schedule_id text NOT NULL, "
+        f"fire_time timestamptz NOT NULL, job_id uuid NOT NULL, "
+        f"PRIMARY KEY (schedule_id, fire_time))",
+        f"CREATE TABLE IF NOT EXISTS {s}.fire_floors (schedule_id text PRIMARY KEY, "
+        f"floor timestamptz NOT NULL)",
+    ]
+
+
+# ---- rows ------------------------------------------------------------------------------
+
+
+def to_values(record: Mapping[str, Any], fields: Mapping[str, str]) -> list[Any]:
+    """The column values of *record* (from a ``*_to_dict`` helper), in field order.
+
+    JSON states become ``jsonb`` text and durations ``timedelta`` (``interval``); every
+    other kind already has the Python type asyncpg encodes for its column.
+    """
+    values = []
+    for name, kind in fields.items():
+        value = record[name]
+        if value is not None:
+            if kind == "json":
+                value = json.dumps(value, separators=(",", ":"))
+            elif kind == "seconds":
+                value = seconds_to_duration(value)
+        values.append(value)
+    return values
+
+
+def to_columns(rows: Sequence[Sequence[Any]], width: int) -> list[list[Any]]:
+    """Transpose *rows* into one list per column (the arrays that ``unnest`` takes)."""
+    columns: list[list[Any]] = [[] for _ in range(width)]
+    for row in rows:
+        for column, value in zip(columns, row, strict=True):
+            column.append(value)
+    return columns
+
+
+def to_record(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A record (for a ``*_from_dict`` helper) from an asyncpg row.
+
+    asyncpg hands UUIDs back as its own ``UUID`` subclass; they become plain
+    :class:`uuid.UUID` so that ids hash and compare like the ones callers hold.
+    """
+    record = dict(row.items())
+    for key, value in record.items():
+        if isinstance(value, UUID) and type(value) is not UUID:
+            record[key] = UUID(bytes=value.bytes)
+    return record
