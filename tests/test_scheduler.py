@@ -215,7 +215,7 @@ async def test_one_shot_subscription_sees_one_event() -> None:
     assert len(seen) == 1
 
 
-async def test_subscribe_checks_its_arguments() -> None:
+def test_subscribe_checks_its_arguments() -> None:
     scheduler = AsyncScheduler()
     with pytest.raises(TypeError, match="callback must be callable"):
         scheduler.subscribe("print")  # type: ignore[arg-type]

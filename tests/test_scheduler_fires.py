@@ -108,6 +108,30 @@ async def test_all_makes_one_job_per_missed_fire() -> None:
     assert [job.scheduled_fire_time for job in jobs] == [T0 + i * MINUTE for i in range(61)]
 
 
+async def test_all_catches_up_in_rounds_of_bounded_size() -> None:
+    clock = FakeClock(T0, autojump=True)
+    caught_up = anyio.Event()
+    releases: list[datetime | None] = []
+
+    def on_update(event: events.ScheduleUpdated) -> None:
+        releases.append(event.next_fire_time)
+        if event.next_fire_time is not None and event.next_fire_time > clock.now():
+            caught_up.set()
+
+    with anyio.fail_after(TIMEOUT):
+        async with scheduler_at(clock, role=SchedulerRole.scheduler) as scheduler:
+            scheduler.subscribe(on_update, events.ScheduleUpdated)
+            trigger = IntervalTrigger(seconds=1, start_time=T0)
+            await scheduler.add_schedule(nothing, trigger, coalesce=CoalescePolicy.all)
+            clock.advance(2500.5)
+            await scheduler.start_in_background()
+            await caught_up.wait()
+            jobs = await scheduler.get_jobs()
+    assert len(jobs) == 2501
+    assert len({job.scheduled_fire_time for job in jobs}) == 2501
+    assert releases == [T0 + 1000 * SECOND, T0 + 2000 * SECOND, T0 + 2501 * SECOND]
+
+
 # ---- misfires ----------------------------------------------------------------------------
 
 
@@ -402,3 +426,55 @@ async def test_store_errors_are_logged_and_retried_with_backoff(
     assert gaps[:4] == [timedelta(seconds=s) for s in (0.5, 1, 2, 4)]
     assert caplog.text.count("Error while processing schedules; retrying in") == 4
     assert "database unreachable" in caplog.text
+
+
+# ---- leases --------------------------------------------------------------------------------
+
+
+async def test_running_jobs_renew_their_leases() -> None:
+    clock = FakeClock(T0, autojump=True)
+
+    async def long_job() -> str:
+        await clock.sleep(300)  # ten lease durations
+        return "done"
+
+    with anyio.fail_after(TIMEOUT):
+        async with scheduler_at(clock, lease_duration=timedelta(seconds=30)) as scheduler:
+            await scheduler.start_in_background()
+            assert await scheduler.run_job(long_job) == "done"
+
+
+class LeaseLosingStore(MemoryDataStore):
+    """A memory store that reports every job lease as taken over by another node."""
+
+    async def extend_job_leases(
+        self, scheduler_id: str, job_ids: Any, now: datetime, lease_duration: timedelta
+    ) -> set[Any]:
+        return set()
+
+
+async def test_a_job_whose_lease_was_taken_over_is_cancelled_and_not_released() -> None:
+    clock = FakeClock(T0, autojump=True)
+    cancelled = anyio.Event()
+    released: list[events.JobReleased] = []
+
+    async def long_job() -> None:
+        try:
+            await clock.sleep(300)
+        finally:
+            cancelled.set()
+
+    with anyio.fail_after(TIMEOUT):
+        async with scheduler_at(
+            clock, data_store=LeaseLosingStore(), lease_duration=timedelta(seconds=30)
+        ) as scheduler:
+            scheduler.subscribe(released.append, events.JobReleased)
+            await scheduler.start_in_background()
+            await scheduler.add_job(long_job)
+            await cancelled.wait()
+            assert clock.now() == T0 + timedelta(seconds=10)  # at the first renewal
+            assert released == []  # the new holder records the outcome, not us
+            while not released:
+                await clock.sleep(1)
+    # nobody took it over here, so the lapsed lease ends it as abandoned
+    assert [event.outcome for event in released] == [JobOutcome.abandoned]

@@ -16,6 +16,7 @@ from horae import (
     ConfigurationError,
     SerializationError,
     TaskLookupError,
+    task,
 )
 from horae.datastores import StoreCapabilities
 from horae.datastores.memory import MemoryDataStore
@@ -206,6 +207,30 @@ def test_bad_constructor_arguments(
 ) -> None:
     with pytest.raises(error, match=re.escape(message)):
         AsyncScheduler(**kwargs)
+
+
+def test_the_task_decorator_checks_its_arguments() -> None:
+    with pytest.raises(ValueError, match="max_running_jobs must be at least 1"):
+        task(max_running_jobs=0)
+    with pytest.raises(TypeError, match="misfire_grace_time must be a timedelta or a number"):
+        task(misfire_grace_time="1 minute")  # type: ignore[call-overload]
+    with pytest.raises(TypeError, match="retry must be a RetryPolicy or None, not int 3"):
+        task(retry=3)  # type: ignore[call-overload]
+    with pytest.raises(TypeError, match="@task decorates callables, not int 5"):
+        task(id="x")(5)  # type: ignore[type-var]
+
+
+async def test_the_task_decorator_without_parentheses() -> None:
+    @task
+    async def plain() -> str:
+        return "plain"
+
+    assert await plain() == "plain"  # the function itself is unchanged
+    with anyio.fail_after(TIMEOUT):
+        async with AsyncScheduler(clock=FakeClock(T0)) as scheduler:
+            configured = await scheduler.configure_task(plain, metadata={"a": 1})
+    assert configured.job_executor == "async"
+    assert configured.id.startswith(f"{__name__}:test_the_task_decorator_without")
 
 
 async def test_custom_executors_and_the_default_for_plain_functions() -> None:

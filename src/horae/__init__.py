@@ -23,6 +23,7 @@ from ._exceptions import ConfigurationError as ConfigurationError
 from ._exceptions import ConflictingIdError as ConflictingIdError
 from ._exceptions import DataStoreError as DataStoreError
 from ._exceptions import DeserializationError as DeserializationError
+from ._exceptions import EventBrokerError as EventBrokerError
 from ._exceptions import HoraeError as HoraeError
 from ._exceptions import JobCancelled as JobCancelled
 from ._exceptions import JobDeadlineMissed as JobDeadlineMissed

@@ -322,6 +322,34 @@ class ScheduleLeaseContractTests(StoreFixtures):
         assert ids(await store.acquire_schedules("n2", at(10), LEASE, 10)) == ["s2", "s1"]
 
     @contract_test
+    async def test_readers_never_see_half_a_release(self, harness: StoreHarness) -> None:
+        # An advanced schedule without its job loses a fire; a job without the advance
+        # lets the fire time be made again. Reads in this order expose either half.
+        first, second = await harness.nodes()
+        await self._add(harness, *[(f"s{number:02}", 0) for number in range(20)])
+        acquired = await first.acquire_schedules("n1", at(0), LEASE, 20)
+        updates = [advance(schedule, at(0), next_fire_time=at(10)) for schedule in acquired]
+        torn: list[str] = []
+        released = anyio.Event()
+
+        async def read() -> None:
+            while not released.is_set():
+                advanced = {s.id for s in await second.get_schedules() if s.last_fire_time}
+                with_jobs = {job.schedule_id for job in await second.get_jobs()}
+                torn.extend(sorted(advanced - with_jobs))
+                with_jobs = {job.schedule_id for job in await second.get_jobs()}
+                advanced = {s.id for s in await second.get_schedules() if s.last_fire_time}
+                torn.extend(sorted(str(schedule_id) for schedule_id in with_jobs - advanced))
+                await anyio.lowlevel.checkpoint()
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(read)
+            await anyio.lowlevel.checkpoint()
+            assert len(await first.release_schedules("n1", updates)) == 20
+            released.set()
+        assert torn == []
+
+    @contract_test
     async def test_release_by_a_node_that_lost_its_lease_changes_nothing(
         self, harness: StoreHarness
     ) -> None:

@@ -14,8 +14,9 @@ Each leaf also subclasses the matching builtin, so both ``except HoraeError`` an
     ├── JobDeadlineMissed(HoraeError)
     ├── SerializationError(HoraeError, ValueError)
     ├── DeserializationError(HoraeError, ValueError)
-    └── DataStoreError(HoraeError, ConnectionError)
-        └── SchemaVersionError(DataStoreError)
+    ├── DataStoreError(HoraeError, ConnectionError)
+    │   └── SchemaVersionError(DataStoreError)
+    └── EventBrokerError(HoraeError, ConnectionError)
 """
 
 from __future__ import annotations
@@ -113,3 +114,11 @@ class DataStoreError(HoraeError, ConnectionError):
 
 class SchemaVersionError(DataStoreError):
     """The store was created by a newer version of horae than this one."""
+
+
+class EventBrokerError(HoraeError, ConnectionError):
+    """An event broker cannot reach its server when it starts.
+
+    Once started, a broker never raises this: it reconnects by itself, and the
+    scheduler polls while it is away.
+    """

@@ -243,13 +243,9 @@ async def _autojump(loop: asyncio.AbstractEventLoop) -> None:
     try:
         while True:
             await asyncio.sleep(0)
-            clocks = [
-                (clock, deadline)
-                for clock in list(_clocks.get(loop, ()))
-                if (deadline := clock._wants_jump(loop)) is not None
-            ]
-            if not clocks:
-                return  # nobody sleeps on an autojumping clock; sleep_until restarts us
+            candidates = list(_clocks.get(loop, ()))
+            if not any(clock._sleepers for clock in candidates):
+                return  # nobody sleeps on a clock any more; sleep_until restarts us
             if ready:  # somebody else is runnable: the program is not idle
                 idle_iterations = 0
                 continue
@@ -257,6 +253,13 @@ async def _autojump(loop: asyncio.AbstractEventLoop) -> None:
             if idle_iterations < _IDLE_ITERATIONS:
                 continue
             idle_iterations = 0
+            clocks = [
+                (clock, deadline)
+                for clock in candidates
+                if (deadline := clock._wants_jump(loop)) is not None
+            ]
+            if not clocks:
+                return  # idle, but nobody sleeps on an autojumping clock of this loop
             threshold = max(clock._threshold for clock, _ in clocks)
             if ready is None:
                 threshold = max(threshold, _FALLBACK_THRESHOLD)

@@ -83,6 +83,25 @@ _WAKE_EVENTS = (
 class AsyncScheduler:
     """The asyncio-native scheduler.
 
+    ``async with scheduler:`` starts its services (broker, stores, executors); then
+    :meth:`start_in_background` or :meth:`run_until_stopped` runs the processing: a loop
+    that turns due schedules into jobs (``role`` "scheduler"), a worker that runs them
+    (``role`` "worker"), and a cleanup loop. How it behaves:
+
+    * Time comes only from ``clock``. Nothing polls busily: each loop sleeps until the
+      earliest next fire time or job start its stores report, woken early by broker
+      events (schedule added or changed, job added or released). Only where a store is
+      shared with other processes, or the broker lost its connection, does it also poll
+      every ``lease_duration / 2``, in case an event was lost.
+    * A store error inside a loop is logged and retried after 0.5 s, doubling up to 60 s;
+      it never stops the scheduler.
+    * A callable's task id is its ``"module:qualname"`` (or its ``@task`` id). Lambdas,
+      closures and bound methods of local objects get ``"module:qualname#<random>"``;
+      only the memory store takes them, and they run only in this process.
+    * After downtime, ``CoalescePolicy.latest``/``earliest`` make one job whatever the
+      number of missed fire times, in O(1) trigger evaluations; ``all`` makes one per
+      missed fire time, at most 1000 per schedule per round.
+
     Args:
         data_store: the ``"default"`` data store (a new :class:`MemoryDataStore` if
             neither this nor ``data_stores`` is given).

@@ -6,13 +6,14 @@ coalesce policy → ``release_schedules`` (jobs inserted and schedules advanced 
 atomic, fenced step). Then sleep until the earliest next fire time any store reports,
 woken early by broker events.
 
-Catch-up is O(1) trigger evaluations per schedule for ``latest`` and ``earliest``, no
-matter how long the downtime: ``earliest`` needs only ``trigger.next(now)``, and
-``latest`` finds the last fire time before *now* by probing ``trigger.next(now - w)``
-with a window ``w`` that doubles until it holds a fire time (about log2(downtime in
-seconds) probes, then a walk through that window only). ``all`` must visit every missed
-fire time; it does so at most :data:`MAX_FIRES_PER_RELEASE` per release, leaving the
-schedule due so the next round continues where this one stopped.
+Catch-up costs a bounded number of trigger evaluations per schedule for ``latest`` and
+``earliest``, however long the downtime and however many fire times it missed:
+``earliest`` needs only ``trigger.next(now)``, and ``latest`` finds the last fire time
+before *now* by probing ``trigger.next(now - w)`` with a window ``w`` that doubles until
+it holds a fire time (at most about 60 probes, for the longest gap a datetime can
+hold), then walks that window, or bisects it when it is dense. ``all`` must visit every
+missed fire time; it does so at most :data:`MAX_FIRES_PER_RELEASE` per release, leaving
+the schedule due so the next round continues where this one stopped.
 """
 
 from __future__ import annotations
@@ -248,7 +249,7 @@ class ScheduleProcessor:
             await self.wakeup.wait(deadline)
 
     async def _process_batch(self, alias: str, store: DataStore) -> bool:
-        """Acquire, compute and release one batch; True if the batch was full."""
+        """Acquire, compute and release one batch; True if there may be more due now."""
         now = self._clock.now()
         schedules = await store.acquire_schedules(
             self._identity, now, self._lease_duration, SCHEDULE_BATCH_SIZE
@@ -262,7 +263,11 @@ class ScheduleProcessor:
         # Fenced by the lease: if it expired meanwhile and another node took a schedule
         # over, the store ignores that schedule's update, jobs included.
         await store.release_schedules(self._identity, updates)
-        return len(schedules) >= SCHEDULE_BATCH_SIZE
+        still_due = any(
+            update.next_fire_time is not None and _utc(update.next_fire_time) <= _utc(now)
+            for update in updates
+        )  # a CoalescePolicy.all catch-up that reached MAX_FIRES_PER_RELEASE
+        return still_due or len(schedules) >= SCHEDULE_BATCH_SIZE
 
     def _compute_update(
         self, schedule: Schedule, task: Task | None, now: datetime

@@ -55,7 +55,12 @@ class _PortalSubscription(Subscription):
         self._subscription = subscription
 
     def unsubscribe(self) -> None:
-        self._owner._call(self._subscription.unsubscribe)
+        owner = self._owner
+        if owner._portal is None or threading.get_ident() == owner._loop_thread_id:
+            # on the loop thread already (an event callback), or no loop any more
+            self._subscription.unsubscribe()
+        else:
+            owner._call(self._subscription.unsubscribe)
 
 
 class _SigtermToStop:

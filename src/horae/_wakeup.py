@@ -12,6 +12,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 import anyio
+import anyio.lowlevel
 
 from ._clock import Clock
 
@@ -55,6 +56,9 @@ class Wakeup:
 
     async def wait(self, deadline: datetime | None) -> None:
         """Sleep until *deadline* (forever if ``None``) or until woken."""
+        # Always yield once: a loop whose deadline is already due (or that was woken
+        # meanwhile) must not monopolise the event loop.
+        await anyio.lowlevel.checkpoint()
         self._deadline = earliest(deadline, self._pending)
         self._pending = None
         try:

@@ -407,8 +407,8 @@ class CronCalendar(Calendar):
 
     def _matches(self, wall: datetime) -> bool:
         """Whether the naive wall-clock minute *wall* matches the expression."""
-        moment = wall.replace(tzinfo=timezone.utc)
-        if moment <= _EPOCH_1970:
+        moment = wall.replace(tzinfo=_UTC)
+        if moment < _EPOCH_1970:
             return False
         fire: datetime | None = self._matcher.next(moment - timedelta(microseconds=1))
         return fire == moment

@@ -19,8 +19,8 @@ import asyncpg  # type: ignore[import-untyped]
 class TracingConnection(asyncpg.Connection):  # type: ignore[misc]
     """An asyncpg connection that records statements and loses chosen answers."""
 
-    #: every statement sent through any TracingConnection, in order
-    statements: ClassVar[list[str]] = []
+    #: every statement sent through any TracingConnection, with its arguments, in order
+    statements: ClassVar[list[tuple[str, tuple[Any, ...]]]] = []
     #: substrings of statements whose answer is lost (each entry is used once)
     lose_answer_of: ClassVar[list[str]] = []
 
@@ -39,25 +39,25 @@ class TracingConnection(asyncpg.Connection):  # type: ignore[misc]
                 )
 
     async def execute(self, query: str, *args: Any, **kwargs: Any) -> Any:
-        self.statements.append(query)
+        self.statements.append((query, args))
         result = await super().execute(query, *args, **kwargs)
         self._after(query)
         return result
 
     async def fetch(self, query: str, *args: Any, **kwargs: Any) -> Any:
-        self.statements.append(query)
+        self.statements.append((query, args))
         result = await super().fetch(query, *args, **kwargs)
         self._after(query)
         return result
 
     async def fetchval(self, query: str, *args: Any, **kwargs: Any) -> Any:
-        self.statements.append(query)
+        self.statements.append((query, args))
         result = await super().fetchval(query, *args, **kwargs)
         self._after(query)
         return result
 
     async def fetchrow(self, query: str, *args: Any, **kwargs: Any) -> Any:
-        self.statements.append(query)
+        self.statements.append((query, args))
         result = await super().fetchrow(query, *args, **kwargs)
         self._after(query)
         return result

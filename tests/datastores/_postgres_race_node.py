@@ -41,10 +41,10 @@ from horae.eventbrokers.local import LocalEventBroker
 
 #: The fire interval of every race schedule (the test makes them with this interval).
 INTERVAL = timedelta(milliseconds=500)
-SCHEDULE_LEASE = timedelta(milliseconds=400)
+SCHEDULE_LEASE = timedelta(milliseconds=300)
 JOB_LEASE = timedelta(seconds=60)
 STALL_EVERY = 3
-STALL = SCHEDULE_LEASE * 3
+STALL = SCHEDULE_LEASE * 2
 REWIND_EVERY = 2
 
 
@@ -77,7 +77,7 @@ def make_update(schedule: Schedule, now: datetime) -> ScheduleUpdate:
 
 async def _run_jobs(store: PostgresDataStore, node: str, clock: SystemClock) -> list[str]:
     ran = []
-    for job in await store.acquire_jobs(node, clock.now(), JOB_LEASE, 20):
+    for job in await store.acquire_jobs(node, clock.now(), JOB_LEASE, 5):
         result = JobResult(
             job_id=job.id,
             task_id=job.task_id,
@@ -122,10 +122,11 @@ async def main(dsn: str, schema: str, node: str, seconds: float, output: Path) -
                     await asyncio.sleep(STALL.total_seconds())
                 created = await store.release_schedules(node, updates)
                 report["offered"] += sum(len(update.jobs) for update in updates)
-                report["created"] += [
-                    [job.schedule_id, job.scheduled_fire_time.isoformat()]  # type: ignore[union-attr]
-                    for job in created
-                ]
+                for job in created:
+                    assert job.scheduled_fire_time is not None
+                    report["created"].append(
+                        [job.schedule_id, job.scheduled_fire_time.isoformat()]
+                    )
             if batch % REWIND_EVERY == 0:
                 await _rewind(store, batch)
                 report["rewinds"] += 1
@@ -135,7 +136,7 @@ async def main(dsn: str, schema: str, node: str, seconds: float, output: Path) -
     finally:
         await store.stop()
         await broker.stop()
-    output.write_text(json.dumps(report))
+    output.write_text(json.dumps(report))  # noqa: ASYNC240 - once, at exit
 
 
 if __name__ == "__main__":

@@ -54,9 +54,14 @@ TRIGGER = IntervalTrigger(seconds=2, start_time=T0)
 TASK = Task(id="task", func_ref="builtins:print")
 
 
+async def keys_of(client: Redis, prefix: str) -> list[bytes]:
+    """Every key under *prefix*, sorted (SCAN, never KEYS: the server is shared)."""
+    return sorted([key async for key in client.scan_iter(match=f"{prefix}:*", count=1000)])
+
+
 async def drop_prefix(client: Redis, prefix: str) -> None:
     """Delete every key under *prefix* (never the whole database)."""
-    keys = [key async for key in client.scan_iter(match=f"{prefix}:*", count=1000)]
+    keys = await keys_of(client, prefix)
     for start in range(0, len(keys), 500):
         await client.delete(*keys[start : start + 500])
 
@@ -277,12 +282,12 @@ async def test_schema_version_is_recorded_once_and_restarts_change_nothing(
     async with Started(RedisDataStore(REDIS_URL, prefix), broker) as store:
         await store.add_task(TASK)
         await store.add_schedule(schedule("s1"), ConflictPolicy.exception)
-    keys = sorted(await redis_client.keys(f"{prefix}:*"))
+    keys = await keys_of(redis_client, prefix)
     assert await redis_client.get(f"{prefix}:version") == b"1"
     for _ in range(2):
         async with Started(RedisDataStore(REDIS_URL, prefix), broker) as store:
             assert [s.id for s in await store.get_schedules()] == ["s1"]
-        assert sorted(await redis_client.keys(f"{prefix}:*")) == keys
+        assert await keys_of(redis_client, prefix) == keys
     assert await redis_client.get(f"{prefix}:version") == b"1"
 
 

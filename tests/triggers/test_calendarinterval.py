@@ -292,7 +292,7 @@ def _oracle(
     return times
 
 
-@settings(max_examples=200)
+@settings(max_examples=120)
 @given(
     years=st.integers(0, 3),
     months=st.integers(0, 14),
@@ -320,7 +320,7 @@ def test_property_matches_the_obvious_oracle(
 ZONES = st.sampled_from([BERLIN, NEW_YORK, LORD_HOWE])
 
 
-@settings(max_examples=200)
+@settings(max_examples=120)
 @given(
     days=st.integers(1, 3),
     hour=st.integers(0, 23),

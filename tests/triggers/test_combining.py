@@ -296,7 +296,7 @@ HOURS = st.integers(min_value=1, max_value=30)
 OFFSETS = st.integers(min_value=0, max_value=24 * 60)
 
 
-@settings(max_examples=150)
+@settings(max_examples=100)
 @given(
     hours=st.lists(HOURS, min_size=1, max_size=4),
     offsets=st.lists(OFFSETS, min_size=4, max_size=4),
@@ -316,7 +316,7 @@ def test_property_or_is_the_merge_of_its_children(
     assert fire == min(t for t in (c.next(after) for c in children) if t is not None)
 
 
-@settings(max_examples=150)
+@settings(max_examples=100)
 @given(
     hours=st.lists(HOURS, min_size=2, max_size=3),
     offsets=st.lists(OFFSETS, min_size=3, max_size=3),
@@ -341,4 +341,4 @@ def test_property_and_result_is_an_agreement(
     window_start = fire - threshold - timedelta(microseconds=1)
     child_times = [c.next(window_start) for c in children]
     assert all(t is not None and fire - threshold <= t <= fire for t in child_times)
-    assert fire in child_times
+    assert fire in [c.next(fire - timedelta(microseconds=1)) for c in children]

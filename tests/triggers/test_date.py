@@ -179,7 +179,7 @@ AWARE = st.datetimes(
 )
 
 
-@settings(max_examples=200)
+@settings(max_examples=120)
 @given(run_time=AWARE, after=AWARE)
 def test_property_fires_once(run_time: datetime, after: datetime) -> None:
     trigger = DateTrigger(run_time)
@@ -187,7 +187,7 @@ def test_property_fires_once(run_time: datetime, after: datetime) -> None:
     assert fire == trigger.next(after)  # pure
     if after.astimezone(UTC) < run_time.astimezone(UTC):
         assert fire is not None
-        assert fire > after
+        assert fire.astimezone(UTC) > after.astimezone(UTC)
         assert trigger.next(fire) is None
     else:
         assert fire is None

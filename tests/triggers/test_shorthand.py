@@ -182,7 +182,7 @@ def test_kinds_are_listed() -> None:
             {"hour": 3},
             TypeError,
             "CronTrigger.from_crontab() got an unexpected keyword argument 'hour' (accepted: "
-            "end_date, end_time, jitter, seed, start_date, start_time, timezone)",
+            "end_date, end_time, exclude, jitter, seed, start_date, start_time, timezone)",
             id="crontab-with-field-argument",
         ),
         pytest.param(

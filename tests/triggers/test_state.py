@@ -222,7 +222,10 @@ INTERVAL_STATE = TRIGGERS["interval"].to_state()
             id="unknown-child-type",
         ),
         pytest.param(
-            _with(INTERVAL_STATE, exclude={"type": "holiday", "version": 1, "dates": 5}),
+            _with(
+                INTERVAL_STATE,
+                exclude={"type": "holiday", "version": 1, "dates": 5, "timezone": None},
+            ),
             "invalid 'holiday' calendar state: dates must be an iterable of dates or ISO 8601 "
             "strings, such as ['2024-12-25', '2024-12-26'], not int 5",
             id="bad-calendar",

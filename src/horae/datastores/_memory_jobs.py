@@ -233,7 +233,7 @@ class JobQueue:
             job = self._jobs.pop(top[2])
             del self._seqs[job.id]
             group = self._groups.get(_group_key(job))
-            if group and group.parked_on is None and group.heap and group.heap[0][2] == job.id:
+            if group is not None and group.parked_on is None and group.heap[0][2] == job.id:
                 self._activate(group)  # it was the head: announce the next one
             ended.append(job)
         return ended

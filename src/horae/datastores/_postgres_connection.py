@@ -9,8 +9,11 @@ retrying; :func:`create_or_check_schema` creates the tables or checks their vers
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import socket
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import asyncpg  # type: ignore[import-untyped]
@@ -18,6 +21,11 @@ import attrs
 
 from horae._exceptions import ConfigurationError, DataStoreError, SchemaVersionError
 from horae.datastores._postgres_schema import SCHEMA_VERSION, schema_ddl, version_table_ddl
+from horae.datastores._retry import Retrier
+
+_T = TypeVar("_T")
+#: ``operation(connection, retrying)``: see :meth:`PoolRunner.run`.
+Operation = Callable[[Any, bool], Awaitable[_T]]
 
 #: SQLSTATEs worth retrying: serialization failure, deadlock (both roll the transaction
 #: back whole), server shutting down or starting up, too many connections.
@@ -106,12 +114,15 @@ async def open_pool(dsn: str, info: DsnInfo, timeout: float) -> asyncpg.Pool:
     Raises:
         DataStoreError: naming the server, the database and what went wrong (never the
             password) when the first connection cannot be made.
+        ConfigurationError: when asyncpg finds the DSN malformed.
     """
     settings = {} if info.sets_application_name else {"application_name": DEFAULT_APPLICATION_NAME}
     try:
         return await asyncpg.create_pool(
             dsn, min_size=1, max_size=10, timeout=timeout, server_settings=settings
         )
+    except ValueError as exc:  # a malformed port, sslmode, ... (asyncpg checks on connect)
+        raise ConfigurationError(f"invalid PostgreSQL DSN {info.masked!r}: {exc}") from exc
     except (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
         detail = f"{type(exc).__name__}: {exc}"
         if info.password:
@@ -120,6 +131,60 @@ async def open_pool(dsn: str, info: DsnInfo, timeout: float) -> asyncpg.Pool:
             f"cannot connect to PostgreSQL at {info.where} (database {info.database!r}, "
             f"user {info.user!r}): {detail}; {_hint(exc, timeout)}"
         ) from exc
+
+
+class PoolRunner:
+    """Runs operations on pooled connections, retrying them through lost connections.
+
+    A connection that the server closed is noticed by the pool, which opens a new one
+    for the next attempt; the :class:`Retrier` waits between attempts with back-off.
+    """
+
+    def __init__(self, pool: asyncpg.Pool, retrier: Retrier, logger: logging.Logger) -> None:
+        self._pool = pool
+        self._retrier = retrier
+        self._logger = logger
+
+    async def run(self, description: str, operation: Operation[_T]) -> _T:
+        """Run ``operation(connection, retrying)``, retrying transient failures.
+
+        ``retrying`` is True from the second attempt on: an earlier attempt may have
+        committed just before its connection died, so the operation may have to
+        recognise its own earlier work.
+        """
+        attempts = 0
+
+        async def attempt() -> _T:
+            nonlocal attempts
+            attempts += 1
+            conn = await self._pool.acquire()
+            try:
+                result = await operation(conn, attempts > 1)
+            except BaseException:
+                await self._release(conn)
+                raise
+            await self._release(conn)
+            return result
+
+        return await self._retrier.run(description, attempt)
+
+    async def fetch(self, description: str, query: str, *args: Any) -> list[Any]:
+        """``connection.fetch(query, *args)`` through :meth:`run`."""
+
+        async def operation(conn: Any, retrying: bool) -> list[Any]:
+            rows: list[Any] = await conn.fetch(query, *args)
+            return rows
+
+        return await self.run(description, operation)
+
+    async def _release(self, conn: Any) -> None:
+        try:
+            await self._pool.release(conn)
+        except Exception as exc:
+            # Resetting a connection that the server has just closed fails; the pool
+            # then drops it and opens a new one when needed. The operation's outcome
+            # (its result or its own error) stands.
+            self._logger.debug("dropped a broken PostgreSQL connection: %r", exc)
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -159,7 +224,9 @@ async def create_or_check_schema(conn: asyncpg.Connection, schema: str, quoted: 
         await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"horae:{schema}")
         await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {quoted}")
         await conn.execute(version_table_ddl(quoted))
-        version = await conn.fetchval(f"SELECT version FROM {quoted}.schema_version")
+        version = await conn.fetchval(
+            f"SELECT version FROM {quoted}.schema_version"  # noqa: S608 - quoted identifier
+        )
         if version is not None and version > SCHEMA_VERSION:
             raise SchemaVersionError(
                 f"the PostgreSQL schema {schema!r} was created by a newer version of horae "
@@ -169,5 +236,6 @@ async def create_or_check_schema(conn: asyncpg.Connection, schema: str, quoted: 
         await conn.execute(";\n".join(schema_ddl(quoted)))
         if version is None:
             await conn.execute(
-                f"INSERT INTO {quoted}.schema_version (version) VALUES ($1)", SCHEMA_VERSION
+                f"INSERT INTO {quoted}.schema_version (version) VALUES ($1)",  # noqa: S608 - quoted identifier
+                SCHEMA_VERSION,
             )

@@ -1,7 +1,11 @@
+# ruff: noqa: S608 - the only text formatted into these statements is the schema name,
+# quoted by quote_schema(), and fixed column names; every value is a bind parameter.
 """The PostgreSQL store's statements, one per operation, built once per schema name.
 
 Each hot-path operation is one statement (so one round trip and one implicit
-transaction), with data-modifying CTEs doing the select-and-update in one go. Parameters
+transaction), with data-modifying CTEs doing the select-and-update in one go;
+``acquire_jobs`` runs its statement in a transaction after taking an advisory lock (see
+``PostgresDataStore.acquire_jobs`` for why). Parameters
 of a batch travel as arrays and come back into rows with ``unnest``. Every time
 comparison uses a ``now`` parameter; the server's own clock is never read.
 
@@ -19,6 +23,8 @@ PostgreSQL facts the statements rely on (READ COMMITTED, the default):
 """
 
 from __future__ import annotations
+
+import hashlib
 
 from horae.datastores._postgres_schema import (
     JOB_COLUMNS,
@@ -106,10 +112,8 @@ SELECT *, false FROM unpaused
 """
 
 
-def _release_schedules(s: str) -> str:
-    # $1 scheduler id; $2 ids, $3 next fire times, $4 last fire times; $5... the jobs'
-    # columns. Fencing: only schedules still held by $1 (held) change, and only their
-    # jobs are inserted; a node whose lease was taken over changes nothing.
+def _guarded_job_inserts(s: str) -> str:
+    # The CTEs of release_schedules that insert the jobs of held schedules.
     #
     # Exactly once: a job is inserted only if its (schedule_id, fire_time) row could be
     # inserted into fires (a conflict means that fire time made a job already, perhaps
@@ -117,18 +121,7 @@ def _release_schedules(s: str) -> str:
     # at or below it were pruned). The floor row is locked (upserted) first, so the
     # floor read here is the newest one and cleanup cannot prune this schedule's rows
     # between that read and the insert: both take the floor lock before touching fires.
-    jobs = _unnest(JOB_COLUMNS, column_types(JOB_FIELDS), 5, "j")
     return f"""
-WITH updates AS (
-    SELECT * FROM unnest($2::text[], $3::timestamptz[], $4::timestamptz[])
-        AS u(id, next_fire_time, last_fire_time)
-),
-held AS (
-    SELECT t.id FROM {s}.schedules AS t
-    WHERE t.id = ANY($2::text[]) AND t.acquired_by = $1
-    ORDER BY t.id FOR UPDATE
-),
-new_jobs AS (SELECT * FROM {jobs}),
 floors AS (
     INSERT INTO {s}.fire_floors AS f (schedule_id, floor)
     SELECT id, '-infinity'::timestamptz FROM held
@@ -151,7 +144,27 @@ inserted AS (
        OR (scheduled_fire_time IS NULL AND schedule_id IN (SELECT id FROM held))
     ON CONFLICT (id) DO NOTHING
     RETURNING id
+)"""
+
+
+def _release_schedules(s: str) -> str:
+    # $1 scheduler id; $2 ids, $3 next fire times, $4 last fire times; $5... the jobs'
+    # columns. Fencing: only schedules still held by $1 (held, locked in id order)
+    # change, and only their jobs are inserted; a node whose lease was taken over
+    # changes nothing. Jobs and schedule changes commit together or not at all.
+    jobs = _unnest(JOB_COLUMNS, column_types(JOB_FIELDS), 5, "j")
+    return f"""
+WITH updates AS (
+    SELECT * FROM unnest($2::text[], $3::timestamptz[], $4::timestamptz[])
+        AS u(id, next_fire_time, last_fire_time)
 ),
+held AS (
+    SELECT t.id FROM {s}.schedules AS t
+    WHERE t.id = ANY($2::text[]) AND t.acquired_by = $1
+    ORDER BY t.id FOR UPDATE
+),
+new_jobs AS (SELECT * FROM {jobs}),
+{_guarded_job_inserts(s)},
 advanced AS (
     UPDATE {s}.schedules AS t
     SET next_fire_time = u.next_fire_time,
@@ -182,15 +195,14 @@ SELECT
 """
 
 
-def _acquire_jobs(s: str) -> str:
-    # $1 scheduler id, $2 now, $3 lease end, $4 limit, $5 also return the jobs that a
-    # lost earlier attempt of this call leased (started_at = now, held by $1).
-    # Runs after the acquire-jobs advisory lock (see PostgresDataStore.acquire_jobs), so
-    # the running counts read here cannot change under it.
+def _end_lapsed_and_late(s: str) -> str:
+    # The CTEs of acquire_jobs that end running jobs whose lease lapsed (a dead worker:
+    # abandoned) and pending jobs past their start deadline, storing their results.
+    # Each such job is deleted by exactly one acquisition: the row lock (SKIP LOCKED)
+    # and the delete decide, however many nodes reap at once.
     expires = _SECONDS.format("result_expiration_time")
     return f"""
-WITH ended AS (
-    -- lapsed leases (a dead worker: abandoned) and missed start deadlines
+ended AS (
     SELECT id, CASE WHEN acquired_by IS NULL THEN 'missed_start_deadline'
                     ELSE 'abandoned' END AS outcome
     FROM {s}.jobs
@@ -208,9 +220,17 @@ stored AS (
            $2 + {expires}, attempt
     FROM removed WHERE result_expiration_time > interval '0'
     ON CONFLICT (job_id) DO UPDATE SET {_UPDATE_RESULT}
-),
+)"""
+
+
+def _startable_under_limits(s: str) -> str:
+    # The CTEs of acquire_jobs that choose the jobs to lease (task_ok): pending, due,
+    # not late, earliest first, and only as many per task and per schedule as their
+    # limits leave room for next to the running jobs (live leases: the lapsed ones are
+    # being ended and free their slots). A blocked job is filtered out, never counted
+    # against the LIMIT, so it does not hold up other tasks' jobs.
+    return f"""
 running AS (
-    -- live leases only: lapsed ones are being ended above and free their slots
     SELECT task_id, schedule_id FROM {s}.jobs
     WHERE acquired_by IS NOT NULL AND acquired_until >= $2
 ),
@@ -243,7 +263,17 @@ task_ok AS (
     LEFT JOIN task_running AS r ON r.task_id = o.task_id
     WHERE t.max_running_jobs IS NULL OR coalesce(r.n, 0) + o.rank <= t.max_running_jobs
     ORDER BY o.start_time, o.seq LIMIT $4
-),
+)"""
+
+
+def _acquire_jobs(s: str) -> str:
+    # $1 scheduler id, $2 now, $3 lease end, $4 limit, $5 also return the jobs that a
+    # lost earlier attempt of this call leased (started_at = now, held by $1).
+    # Runs after the acquire-jobs advisory lock (see PostgresDataStore.acquire_jobs), so
+    # the running counts read here cannot change under it.
+    return f"""
+WITH {_end_lapsed_and_late(s)},
+{_startable_under_limits(s)},
 locked AS (
     SELECT id FROM {s}.jobs
     WHERE id IN (SELECT id FROM task_ok) AND acquired_by IS NULL
@@ -266,17 +296,29 @@ SELECT {_JOB_LIST}, NULL, outcome FROM removed
 def _next_job_time(s: str) -> str:
     # A pending job counts only if its task and its schedule are below their running
     # limits (counted over every held lease: a lapsed one shows up through its lease
-    # end below, which is in the past, so the caller wakes at once anyway).
+    # end below, which is in the past, so the caller wakes at once anyway). The running
+    # jobs are few (bounded by the workers' capacity); blocked pending jobs are passed
+    # over in start order with one hash probe each.
     return f"""
+WITH running AS (
+    SELECT task_id, schedule_id FROM {s}.jobs WHERE acquired_by IS NOT NULL
+),
+blocked_tasks AS (
+    SELECT t.id FROM {s}.tasks AS t
+    LEFT JOIN (SELECT task_id, count(*) AS n FROM running GROUP BY task_id) AS r
+        ON r.task_id = t.id
+    WHERE t.max_running_jobs <= coalesce(r.n, 0)
+),
+schedule_running AS (
+    SELECT schedule_id, count(*) AS n FROM running
+    WHERE schedule_id IS NOT NULL GROUP BY schedule_id
+)
 SELECT least(
-    (SELECT j.start_time FROM {s}.jobs AS j LEFT JOIN {s}.tasks AS t ON t.id = j.task_id
-     WHERE j.acquired_by IS NULL
-       AND (t.max_running_jobs IS NULL OR t.max_running_jobs > (
-            SELECT count(*) FROM {s}.jobs AS r
-            WHERE r.acquired_by IS NOT NULL AND r.task_id = j.task_id))
-       AND (j.schedule_id IS NULL OR j.max_running_jobs IS NULL OR j.max_running_jobs > (
-            SELECT count(*) FROM {s}.jobs AS r
-            WHERE r.acquired_by IS NOT NULL AND r.schedule_id = j.schedule_id))
+    (SELECT j.start_time FROM {s}.jobs AS j
+     LEFT JOIN schedule_running AS r ON r.schedule_id = j.schedule_id
+     WHERE j.acquired_by IS NULL AND j.task_id NOT IN (SELECT id FROM blocked_tasks)
+       AND (j.schedule_id IS NULL OR j.max_running_jobs IS NULL
+            OR coalesce(r.n, 0) < j.max_running_jobs)
      ORDER BY j.start_time, j.seq LIMIT 1),
     (SELECT min(acquired_until) FROM {s}.jobs WHERE acquired_by IS NOT NULL)
         + interval '1 microsecond',
@@ -363,6 +405,17 @@ class Queries:
         self.next_job_time = _next_job_time(s)
         self.release_job = _release_job(s)
         self.prune_fires = _prune_fires(s)
+        self.end_jobs = _end_jobs(s)
+        # BEGIN and the acquire_jobs advisory lock, sent together in one round trip
+        # (simple protocol, so the key is a literal: 64 bits derived from the schema)
+        key = hashlib.blake2b(f"horae:{s}:acquire_jobs".encode(), digest_size=8).digest()
+        lock_key = int.from_bytes(key, "big", signed=True)
+        self.begin_acquire_jobs = f"BEGIN; SELECT pg_advisory_xact_lock({lock_key})"
+        self._task_statements(s)
+        self._schedule_statements(s)
+        self._job_statements(s)
+
+    def _task_statements(self, s: str) -> None:
         task_types = column_types(TASK_FIELDS)
         self.put_task = (
             f"INSERT INTO {s}.tasks ({_TASK_LIST}) VALUES ({_placeholders(task_types, 1)}) "
@@ -373,6 +426,8 @@ class Queries:
         self.delete_task = f"DELETE FROM {s}.tasks WHERE id = $1 RETURNING id"
         self.select_task = f"SELECT {_TASK_LIST} FROM {s}.tasks WHERE id = $1"
         self.select_tasks = f"SELECT {_TASK_LIST} FROM {s}.tasks ORDER BY id"
+
+    def _schedule_statements(self, s: str) -> None:
         schedule_values = _placeholders(column_types(SCHEDULE_FIELDS), 1)
         insert_schedule = (
             f"INSERT INTO {s}.schedules ({_SCHEDULE_LIST}) VALUES ({schedule_values}) "
@@ -388,8 +443,10 @@ class Queries:
             f"SELECT ROW({_SCHEDULE_LIST}) IS NOT DISTINCT FROM ROW({schedule_values}) "
             f"FROM {s}.schedules WHERE id = $1"
         )
+        # rows are locked in id order, as release_schedules locks them: no deadlock
         self.delete_schedules = (
-            f"DELETE FROM {s}.schedules WHERE id = ANY($1::text[]) RETURNING id, task_id"
+            f"DELETE FROM {s}.schedules WHERE id IN (SELECT id FROM {s}.schedules "
+            f"WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE) RETURNING id, task_id"
         )
         self.select_schedules = f"SELECT {_SCHEDULE_LIST} FROM {s}.schedules ORDER BY id"
         self.select_schedules_by_id = (
@@ -404,6 +461,7 @@ class Queries:
             f"paused_until = NULL, next_fire_time = coalesce($2, next_fire_time) "
             f"WHERE id = $1 RETURNING {_SCHEDULE_LIST}"
         )
+        # the first moment acquire_schedules may find work; each part is one index probe
         self.next_schedule_time = f"""
 SELECT least(
     (SELECT next_fire_time FROM {s}.schedules WHERE NOT paused AND acquired_by IS NULL
@@ -412,6 +470,8 @@ SELECT least(
     (SELECT min(acquired_until) FROM {s}.schedules
      WHERE acquired_by IS NOT NULL AND NOT paused) + interval '1 microsecond'
 )"""
+
+    def _job_statements(self, s: str) -> None:
         self.insert_jobs = (
             f"INSERT INTO {s}.jobs ({_JOB_LIST}) SELECT * FROM "
             f"{_unnest(JOB_COLUMNS, column_types(JOB_FIELDS), 1, 'j')} "
@@ -425,7 +485,6 @@ SELECT least(
             f"UPDATE {s}.jobs SET acquired_until = $3 "
             f"WHERE id = ANY($2::uuid[]) AND acquired_by = $1 RETURNING id"
         )
-        self.end_jobs = _end_jobs(s)
         self.select_result = (
             f"SELECT {_RESULT_LIST}, EXISTS (SELECT 1 FROM {s}.jobs WHERE id = $1) "
             f"AS job_exists FROM (SELECT 1) AS one "

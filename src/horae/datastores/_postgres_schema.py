@@ -1,4 +1,5 @@
-"""The PostgreSQL store's schema: tables, indexes, the schema version, and rows <-> records.
+"""The PostgreSQL store's schema: tables, indexes, the schema version, and rows <-> records
+(including the results and events of the jobs that the store ends itself).
 
 Everything lives in one PostgreSQL schema (``horae`` by default), so several
 applications or test runs can share a database without seeing each other. One row per
@@ -28,22 +29,41 @@ Tables:
   pruned fire time in the same transaction; a fire time at or below the floor never
   makes a job again. Releases lock the floor row before inserting into ``fires`` (see
   :mod:`._postgres_queries`), so pruning and releasing never interleave badly.
+
+Why that is exactly once: from the moment a job for (schedule S, fire time t) commits,
+either the row (S, t) exists or floor(S) >= t, because a row is only ever deleted in the
+transaction that raises the floor over it; floors only grow and are never deleted (one
+small row per schedule id ever fired, so a removed schedule added again under the same
+id does not fire its old times again). A release inserts (S, t) only when t > floor(S)
+as read under the floor row's lock and the unique key admits the row, so it can never
+insert t twice. The exact keys (rather than the floor alone) let a fire time that made no
+job, such as one skipped by coalescing, still make one within the retention.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from horae._exceptions import ConfigurationError
+import attrs
+
+from horae._enums import JobOutcome
+from horae._exceptions import ConfigurationError, DeserializationError
+from horae._structures import Job, JobResult
+from horae.events import Event, JobReleased
+from horae.serializers._base import Serializer
 from horae.serializers._jsoncodec import seconds_to_duration
 from horae.serializers._records import (
     JOB_FIELDS,
     JOB_RESULT_FIELDS,
     SCHEDULE_FIELDS,
     TASK_FIELDS,
+    job_from_dict,
+    job_result_to_dict,
 )
 
 #: The schema version this code writes and reads.
@@ -187,3 +207,100 @@ def to_record(row: Mapping[str, Any]) -> dict[str, Any]:
         if isinstance(value, UUID) and type(value) is not UUID:
             record[key] = UUID(bytes=value.bytes)
     return record
+
+
+def ended_result(
+    row: Mapping[str, Any], outcome: JobOutcome, now: datetime, exc: Exception | None = None
+) -> JobResult:
+    """The result of a job (a row of ``jobs``) that the store ends itself at *now*."""
+    return JobResult(
+        job_id=UUID(str(row["id"])),
+        task_id=row["task_id"],
+        schedule_id=row["schedule_id"],
+        scheduled_fire_time=row["scheduled_fire_time"],
+        outcome=outcome,
+        started_at=row["started_at"],
+        finished_at=now,
+        expires_at=now + row["result_expiration_time"],
+        attempt=row["attempt"],
+        exception_type=None if exc is None else f"{type(exc).__module__}.{type(exc).__name__}",
+        exception_message=None if exc is None else str(exc),
+    )
+
+
+def released_event(
+    row: Mapping[str, Any], result: JobResult, scheduler_id: str | None
+) -> JobReleased:
+    """The ``JobReleased`` event of the job in *row*, which ended with *result*."""
+    return JobReleased(
+        timestamp=result.finished_at,
+        job_id=UUID(str(row["id"])),
+        scheduler_id=scheduler_id,
+        task_id=row["task_id"],
+        schedule_id=row["schedule_id"],
+        outcome=result.outcome,
+        scheduled_fire_time=row["scheduled_fire_time"],
+        started_at=result.started_at,
+        finished_at=result.finished_at,
+        exception_type=result.exception_type,
+        exception_message=result.exception_message,
+    )
+
+
+@attrs.frozen
+class Settled:
+    """What ``acquire_jobs`` made of the rows its statement returned.
+
+    Attributes:
+        acquired: the leased jobs, in ``(start_time, insertion)`` order.
+        events: ``JobReleased`` of every job it ended (including undecodable ones).
+        failed_ids: leased jobs that cannot be decoded, to end in the same transaction.
+        failed_results: the columns (arrays) of the results of those to keep.
+    """
+
+    acquired: list[Job]
+    events: list[Event]
+    failed_ids: list[Any]
+    failed_results: list[list[Any]]
+
+
+def settle_acquired(
+    rows: Sequence[Mapping[str, Any]],
+    serializer: Serializer,
+    scheduler_id: str,
+    now: datetime,
+    logger: logging.Logger,
+) -> Settled:
+    """Decode the jobs that ``acquire_jobs`` leased and describe the ones it ended.
+
+    Rows with an ``outcome`` were ended by the statement (abandoned, missed start
+    deadline); the others were leased. A leased one that cannot be decoded is reported
+    in ``failed_ids``: the caller ends it as ``deserialization_failed``.
+    """
+    acquired: list[tuple[int, Job]] = []
+    events: list[Event] = []
+    failed_ids: list[Any] = []
+    kept: list[list[Any]] = []
+    for row in rows:
+        outcome = row["outcome"]
+        if outcome is not None:
+            result = ended_result(row, JobOutcome(outcome), now)
+            holder = row["acquired_by"] if outcome == JobOutcome.abandoned else None
+            events.append(released_event(row, result, holder))
+            continue
+        try:
+            acquired.append((row["seq"], job_from_dict(to_record(row), serializer)))
+        except DeserializationError as exc:
+            logger.error("cannot load the stored job %s: %s", row["id"], exc)
+            result = ended_result(row, JobOutcome.deserialization_failed, now, exc)
+            failed_ids.append(row["id"])
+            events.append(released_event(row, result, scheduler_id))
+            if row["result_expiration_time"] > timedelta(0):
+                kept.append(to_values(job_result_to_dict(result, serializer), JOB_RESULT_FIELDS))
+    acquired.sort(key=lambda item: (item[1].start_time, item[0]))
+    return Settled(
+        acquired=[job for _, job in acquired],
+        events=events,
+        failed_ids=failed_ids,
+        failed_results=to_columns(kept, len(JOB_RESULT_FIELDS)),
+    )

@@ -13,7 +13,7 @@ from logging import Logger
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.commands.core import AsyncScript
@@ -46,6 +46,10 @@ CONNECT_TIMEOUT = 5.0
 #: How long one call may wait for its reply before it counts as a transient failure
 #: (and is retried: a hung server must not hang the scheduler), in seconds.
 SOCKET_TIMEOUT = 15.0
+#: Connections the store opens at most; further concurrent calls wait up to
+#: POOL_TIMEOUT seconds for one (then fail transiently and are retried).
+POOL_SIZE = 50
+POOL_TIMEOUT = 20.0
 
 _T = TypeVar("_T")
 _SCRIPTS = {
@@ -89,6 +93,14 @@ def redact(url: str) -> str:
         return url
     host = parts.netloc.rsplit("@", 1)[1]
     return parts._replace(netloc=f"{parts.username or ''}:***@{host}").geturl()
+
+
+def describe_server(client: Redis) -> str:
+    """Where *client* connects to ("host:port" or the unix socket), for messages."""
+    kwargs = client.connection_pool.connection_kwargs
+    if "path" in kwargs:
+        return f"the unix socket {kwargs['path']}"
+    return f"{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}"
 
 
 class RedisConnection:
@@ -165,12 +177,16 @@ class RedisConnection:
 
     def _connect(self, url: str) -> Redis:
         # Our Retrier retries every call (the scripts are safe to repeat), so the
-        # driver's own retries are off: they would multiply the back-off. The client
-        # name lets operators (and the outage tests) find the store's connections.
+        # driver's own retries are off: they would multiply the back-off. A blocking
+        # pool makes a burst of concurrent calls wait for a connection instead of
+        # failing with "Too many connections". The client name lets operators (and the
+        # outage tests) find the store's connections. URL query arguments win.
         name = re.sub(r"[^!-~]", "_", f"horae-datastore:{self._prefix}")
         try:
-            return Redis.from_url(
+            pool = BlockingConnectionPool.from_url(
                 url,
+                max_connections=POOL_SIZE,
+                timeout=POOL_TIMEOUT,
                 client_name=name,
                 retry=Retry(NoBackoff(), 0),
                 socket_connect_timeout=CONNECT_TIMEOUT,
@@ -178,13 +194,9 @@ class RedisConnection:
             )
         except ValueError as exc:
             raise ConfigurationError(f"invalid Redis URL {redact(url)!r}: {exc}") from exc
+        return Redis.from_pool(pool)
 
-    @staticmethod
-    def _where(client: Redis) -> str:
-        kwargs = client.connection_pool.connection_kwargs
-        if "path" in kwargs:
-            return f"the unix socket {kwargs['path']}"
-        return f"{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}"
+    _where = staticmethod(describe_server)
 
     async def _check_schema(self, client: Redis) -> None:
         """Record the schema version under a new prefix, or check the recorded one.

@@ -5,7 +5,8 @@ for the fields and their kinds), so that SQL can filter, order and index on them
 
 * times are ``INTEGER`` microseconds since the Unix epoch in UTC (:func:`to_epoch_us`),
   which sort and compare correctly in SQL whatever zone the datetime was made in (the
-  trigger keeps its own zone inside its JSON state, so nothing is lost);
+  trigger keeps its own zone inside its JSON state, and the records' ``time_zones``
+  column the zones the times are shown in, so nothing is lost);
 * durations are ``NUMERIC`` seconds, user payloads ``BLOB`` (the serializer's bytes),
   trigger and retry states ``TEXT`` (JSON), UUIDs ``TEXT`` (canonical form), enums and
   strings ``TEXT``, booleans ``INTEGER`` 0/1.

@@ -378,6 +378,7 @@ class MemoryDataStore(DataStore):
         if job is None:
             return False
         if result.started_at is None:
+            # the store knows when it handed the job out; keep that in the result
             result = attrs.evolve(result, started_at=job.started_at)
         self._keep_result(job, result)
         event = self._job_released(job, result, scheduler_id, self._clock.now())

@@ -6,8 +6,9 @@ connecting and error translation in :mod:`._postgres_connection`.
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from logging import Logger
 from typing import Any, TypeVar
@@ -17,7 +18,7 @@ import asyncpg  # type: ignore[import-untyped]
 import attrs
 
 from horae._clock import Clock, SystemClock
-from horae._enums import ConflictPolicy, JobOutcome
+from horae._enums import ConflictPolicy
 from horae._exceptions import (
     ConflictingIdError,
     DeserializationError,
@@ -29,6 +30,8 @@ from horae._structures import Job, JobResult, Schedule, Task
 from horae.datastores._base import DataStore, ScheduleUpdate, StoreCapabilities
 from horae.datastores._postgres_connection import (
     DsnInfo,
+    Operation,
+    PoolRunner,
     create_or_check_schema,
     describe_dsn,
     is_transient,
@@ -37,6 +40,8 @@ from horae.datastores._postgres_connection import (
 from horae.datastores._postgres_queries import Queries
 from horae.datastores._postgres_schema import (
     quote_schema,
+    released_event,
+    settle_acquired,
     to_columns,
     to_record,
     to_values,
@@ -47,7 +52,6 @@ from horae.events import (
     Event,
     JobAcquired,
     JobAdded,
-    JobReleased,
     ScheduleAdded,
     ScheduleDeserializationFailed,
     SchedulePaused,
@@ -77,7 +81,6 @@ from horae.serializers.json import JSONSerializer
 from horae.serializers.pickle import PickleSerializer
 
 _T = TypeVar("_T")
-_Operation = Callable[[Any, bool], Awaitable[_T]]
 
 
 class PostgresDataStore(DataStore):
@@ -90,7 +93,9 @@ class PostgresDataStore(DataStore):
     inserts every job and advances every schedule of a batch at once, fenced by
     ``acquired_by``; ``acquire_jobs`` ends lapsed and late jobs, counts the running
     jobs of each task and schedule from live leases and takes jobs under their limits
-    with window functions. Each fire time of a schedule makes one job, ever: a
+    with window functions, in a transaction behind an advisory lock so that the limits
+    hold across nodes (three round trips: ``BEGIN`` with the lock, the statement,
+    ``COMMIT``). Each fire time of a schedule makes one job, ever: a
     ``(schedule_id, fire_time)`` key in a table of its own outlives the job (see
     :mod:`horae.datastores._postgres_schema`). Times always come from the caller's
     ``now``, never from the database server's clock.
@@ -116,6 +121,7 @@ class PostgresDataStore(DataStore):
     Raises:
         ConfigurationError: for a DSN that is not a PostgreSQL URL or an unusable schema
             name.
+        ValueError: for a connect timeout that is not positive or a negative retention.
     """
 
     def __init__(
@@ -152,6 +158,7 @@ class PostgresDataStore(DataStore):
             keeps_exception_objects=isinstance(self._serializer, PickleSerializer),
         )
         self._pool: asyncpg.Pool | None = None
+        self._runner: PoolRunner | None = None
         self._broker: EventBroker | None = None
         self._logger: Logger = logging.getLogger(__name__)
         self._clock: Clock = SystemClock()
@@ -186,6 +193,7 @@ class PostgresDataStore(DataStore):
                 pool = self._user_pool
             else:
                 pool = await open_pool(self._dsn_text, self._dsn, self._connect_timeout)
+            assert pool is not None
             try:
                 await self._retrier.run("start", lambda: self._create_schema(pool))
             except BaseException:
@@ -193,6 +201,7 @@ class PostgresDataStore(DataStore):
                     await pool.close()
                 raise
             self._pool = pool
+        self._runner = PoolRunner(self._pool, self._retrier, logger)
         self._broker = event_broker
 
     async def _create_schema(self, pool: asyncpg.Pool) -> None:
@@ -202,54 +211,24 @@ class PostgresDataStore(DataStore):
     async def stop(self) -> None:
         """Close the pool if the store opened it; :meth:`start` may open a new one."""
         pool, self._pool = self._pool, None
+        self._runner = None
         self._broker = None
         if pool is not None and self._dsn is not None:
             await pool.close()
 
-    def _started(self) -> asyncpg.Pool:
-        if self._pool is None or self._broker is None:
+    def _started(self) -> PoolRunner:
+        if self._runner is None or self._broker is None:
             raise RuntimeError(
                 "the PostgresDataStore is not started; call 'await store.start(broker, "
                 "logger)' first (a scheduler does this when it starts)"
             )
-        return self._pool
+        return self._runner
 
-    async def _run(self, description: str, operation: _Operation[_T]) -> _T:
-        """Run ``operation(connection, retrying)`` on a pooled connection, retrying it
-        through lost connections. ``retrying`` is True from the second attempt on: an
-        earlier attempt may have committed before its connection died."""
-        pool = self._started()
-        attempts = 0
-
-        async def attempt() -> _T:
-            nonlocal attempts
-            attempts += 1
-            conn = await pool.acquire()
-            try:
-                result = await operation(conn, attempts > 1)
-            except BaseException:
-                await self._release(pool, conn)
-                raise
-            await self._release(pool, conn)
-            return result
-
-        return await self._retrier.run(description, attempt)
-
-    async def _release(self, pool: asyncpg.Pool, conn: Any) -> None:
-        try:
-            await pool.release(conn)
-        except Exception as exc:
-            # Resetting a connection that the server has just closed fails; the pool
-            # then drops it and opens a new one when needed. The operation's outcome
-            # (success or its own error) stands.
-            self._logger.debug("dropped a broken PostgreSQL connection: %r", exc)
+    async def _run(self, description: str, operation: Operation[_T]) -> _T:
+        return await self._started().run(description, operation)
 
     async def _fetch(self, description: str, query: str, *args: Any) -> list[Any]:
-        async def operation(conn: Any, retrying: bool) -> list[Any]:
-            rows: list[Any] = await conn.fetch(query, *args)
-            return rows
-
-        return await self._run(description, operation)
+        return await self._started().fetch(description, query, *args)
 
     async def _publish(self, events: Iterable[Event]) -> None:
         for event in events:
@@ -267,18 +246,16 @@ class PostgresDataStore(DataStore):
 
     def _load_schedules(self, rows: Sequence[Any], now: datetime) -> list[Schedule | Event]:
         """Decode schedule rows; an undecodable one becomes a failure event instead."""
-        loaded: list[Schedule | Event] = []
-        for row in rows:
-            try:
-                loaded.append(schedule_from_dict(to_record(row), self._serializer))
-            except DeserializationError as exc:
-                self._logger.error("cannot load the stored schedule %r: %s", row["id"], exc)
-                loaded.append(
-                    ScheduleDeserializationFailed(
-                        timestamp=now, schedule_id=row["id"], exception=str(exc)
-                    )
-                )
-        return loaded
+        return [self._load_schedule(row, now) for row in rows]
+
+    def _load_schedule(self, row: Any, now: datetime) -> Schedule | Event:
+        try:
+            return schedule_from_dict(to_record(row), self._serializer)
+        except DeserializationError as exc:
+            self._logger.error("cannot load the stored schedule %r: %s", row["id"], exc)
+            return ScheduleDeserializationFailed(
+                timestamp=now, schedule_id=row["id"], exception=str(exc)
+            )
 
     def _job_values(self, job: Job) -> list[Any]:
         # A stored job starts pending; the lease fields are only ever set by acquire_jobs.
@@ -287,24 +264,6 @@ class PostgresDataStore(DataStore):
 
     def _job_columns(self, jobs: Sequence[Job]) -> list[list[Any]]:
         return to_columns([self._job_values(job) for job in jobs], len(JOB_FIELDS))
-
-    @staticmethod
-    def _released(
-        row: Mapping[str, Any], result: JobResult, scheduler_id: str | None
-    ) -> JobReleased:
-        return JobReleased(
-            timestamp=result.finished_at,
-            job_id=UUID(str(row["id"])),
-            scheduler_id=scheduler_id,
-            task_id=row["task_id"],
-            schedule_id=row["schedule_id"],
-            outcome=result.outcome,
-            scheduled_fire_time=row["scheduled_fire_time"],
-            started_at=result.started_at,
-            finished_at=result.finished_at,
-            exception_type=result.exception_type,
-            exception_message=result.exception_message,
-        )
 
     # ---- tasks ------------------------------------------------------------------------
 
@@ -444,6 +403,8 @@ class PostgresDataStore(DataStore):
     async def release_schedules(
         self, scheduler_id: str, updates: Sequence[ScheduleUpdate]
     ) -> list[Job]:
+        if not updates:
+            return []
         jobs = [job for update in updates for job in update.jobs]
         [row] = await self._fetch(
             "release_schedules",
@@ -484,6 +445,8 @@ class PostgresDataStore(DataStore):
     # ---- jobs -------------------------------------------------------------------------
 
     async def add_jobs(self, jobs: Sequence[Job]) -> None:
+        if not jobs:
+            return
         rows = await self._fetch("add_jobs", self._queries.insert_jobs, *self._job_columns(jobs))
         now = self._clock.now()
         await self._publish(
@@ -508,22 +471,35 @@ class PostgresDataStore(DataStore):
         self, scheduler_id: str, now: datetime, lease_duration: timedelta, limit: int
     ) -> list[Job]:
         queries = self._queries
-        lock_key = f"horae:{self._schema}:acquire_jobs"
         lease_until = now + lease_duration
 
         async def operation(conn: Any, retrying: bool) -> tuple[list[Job], list[Event]]:
             # The running counts that the limits compare against are read from the
             # statement's snapshot. Two nodes acquiring at once would both count the same
             # running jobs and could together exceed a limit (write skew), so acquisitions
-            # take turns on an advisory lock; the lock is taken by an earlier statement
-            # than the one that counts, so each count sees every acquisition committed
-            # before it. The statement itself is short, so the turns are too.
-            async with conn.transaction():
-                await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", lock_key)
+            # take turns on an advisory lock. The lock is taken by an earlier statement
+            # than the one that counts (sent with BEGIN, in the same round trip), so each
+            # count sees every acquisition committed before it; the lock goes with the
+            # transaction. The counting statement is short, so the turns are too.
+            await conn.execute(queries.begin_acquire_jobs)
+            try:
                 rows = await conn.fetch(
                     queries.acquire_jobs, scheduler_id, now, lease_until, limit, retrying
                 )
-                return await self._settle_jobs(conn, rows, scheduler_id, now)
+                # a leased job that cannot be decoded ends as deserialization_failed
+                # in this same transaction: no worker ever holds a job it cannot run
+                settled = settle_acquired(rows, self._serializer, scheduler_id, now, self._logger)
+                if settled.failed_ids:
+                    await conn.execute(
+                        queries.end_jobs, settled.failed_ids, *settled.failed_results
+                    )
+                await conn.execute("COMMIT")
+            except BaseException:
+                if not conn.is_closed():
+                    with contextlib.suppress(Exception):
+                        await conn.execute("ROLLBACK")
+                raise
+            return settled.acquired, settled.events
 
         acquired, events = await self._run("acquire_jobs", operation)
         events += [
@@ -539,64 +515,6 @@ class PostgresDataStore(DataStore):
         ]
         await self._publish(events)
         return acquired
-
-    async def _settle_jobs(
-        self, conn: Any, rows: Sequence[Any], scheduler_id: str, now: datetime
-    ) -> tuple[list[Job], list[Event]]:
-        """Decode the jobs acquire_jobs leased and describe the ones it ended.
-
-        Runs inside the acquiring transaction: a leased job that cannot be decoded ends
-        as ``deserialization_failed`` there, so no worker ever holds a job it cannot run.
-        """
-        acquired: list[tuple[int, Job]] = []
-        events: list[Event] = []
-        failed: list[tuple[Mapping[str, Any], JobResult]] = []
-        for row in rows:
-            outcome = row["outcome"]
-            if outcome is not None:
-                result = self._ended_result(row, JobOutcome(outcome), now)
-                holder = row["acquired_by"] if outcome == JobOutcome.abandoned else None
-                events.append(self._released(row, result, holder))
-                continue
-            try:
-                acquired.append((row["seq"], job_from_dict(to_record(row), self._serializer)))
-            except DeserializationError as exc:
-                self._logger.error("cannot load the stored job %s: %s", row["id"], exc)
-                result = self._ended_result(row, JobOutcome.deserialization_failed, now, exc)
-                failed.append((row, result))
-                events.append(self._released(row, result, scheduler_id))
-        if failed:
-            kept = [
-                to_values(job_result_to_dict(result, self._serializer), JOB_RESULT_FIELDS)
-                for row, result in failed
-                if row["result_expiration_time"] > timedelta(0)
-            ]
-            await conn.execute(
-                self._queries.end_jobs,
-                [row["id"] for row, _ in failed],
-                *to_columns(kept, len(JOB_RESULT_FIELDS)),
-            )
-        acquired.sort(key=lambda item: (item[1].start_time, item[0]))
-        return [job for _, job in acquired], events
-
-    @staticmethod
-    def _ended_result(
-        row: Mapping[str, Any], outcome: JobOutcome, now: datetime, exc: Exception | None = None
-    ) -> JobResult:
-        """The result of a job that the store ends itself."""
-        return JobResult(
-            job_id=UUID(str(row["id"])),
-            task_id=row["task_id"],
-            schedule_id=row["schedule_id"],
-            scheduled_fire_time=row["scheduled_fire_time"],
-            outcome=outcome,
-            started_at=row["started_at"],
-            finished_at=now,
-            expires_at=now + row["result_expiration_time"],
-            attempt=row["attempt"],
-            exception_type=None if exc is None else f"{type(exc).__module__}.{type(exc).__name__}",
-            exception_message=None if exc is None else str(exc),
-        )
 
     async def extend_job_leases(
         self,
@@ -639,7 +557,7 @@ class PostgresDataStore(DataStore):
             started_at=result.started_at or row["started_at"],
             expires_at=result.finished_at + row["expiration"],
         )
-        event = self._released(row, final, scheduler_id)
+        event = released_event(row, final, scheduler_id)
         await self._publish([attrs.evolve(event, timestamp=self._clock.now())])
         return True
 

@@ -43,8 +43,11 @@ class EventBroker(ABC):
       broker, this one included; ``publish_local(event)`` only to this node's.
     * Subscribers get events of the types they asked for (subclasses included; all when
       ``event_types`` is ``None``), in publishing order per publisher. Sync callbacks run
-      on the event loop thread and must not block; async ones are awaited in their own
-      task. A one-shot subscription ends after its first event.
+      on the event loop thread and must not block; async ones are awaited in a task of
+      their own, so a slow subscriber never blocks the publisher, one event at a time
+      per subscriber (in order). A one-shot subscription ends after its first event.
+      ``horae.eventbrokers._local_delivery.LocalDeliveryBroker`` implements all of this
+      for the subscribers of one process; brokers build on it.
     * A callback that raises is logged on the broker's logger and never breaks the
       broker, the publisher or the other subscribers.
     * A broker that loses its connection reconnects with back-off; while it is away the

@@ -84,6 +84,7 @@ Rules:
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import math
 from collections.abc import Callable, Mapping
@@ -373,6 +374,22 @@ def _load_json(value: Any) -> Any:
     return value
 
 
+def _load_trigger(value: Any) -> Trigger:
+    # Triggers are immutable values, so one decoded object can serve every record with
+    # the same state. Rebuilding a cron trigger re-parses its fields (about half the cost
+    # of decoding a schedule), and a store hands the same few states back on every poll.
+    if isinstance(value, (bytes, bytearray)):
+        value = bytes(value).decode()
+    if not isinstance(value, str):
+        value = json.dumps(_load_json(value), sort_keys=True, separators=(",", ":"))
+    return _trigger_from_text(value)
+
+
+@functools.lru_cache(maxsize=4096)
+def _trigger_from_text(text: str) -> Trigger:
+    return Trigger.from_state(_load_json(text))
+
+
 def _load_payload(value: Any, serializer: Serializer) -> Any:
     if isinstance(value, memoryview):
         value = value.tobytes()
@@ -400,10 +417,9 @@ def _load_field(name: str, kind: str, value: Any, serializer: Serializer) -> Any
     if kind == "enum":
         return _ENUMS[name](_load_str(value))
     if kind == "json":
-        state = _load_json(value)
         if name == "trigger":
-            return Trigger.from_state(state)
-        return retry_policy_from_state(state)
+            return _load_trigger(value)
+        return retry_policy_from_state(_load_json(value))
     return _LOADERS[kind](value)
 
 

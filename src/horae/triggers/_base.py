@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from .._exceptions import DeserializationError
@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from ..calendars import Calendar
 
 #: How many excluded fire times ``next()`` skips before it gives up and returns None.
-MAX_EXCLUDED_SKIPS = 100_000
+MAX_EXCLUDED_SKIPS = 10_000
 
 _ONE_MICROSECOND = timedelta(microseconds=1)
 _registry: dict[str, type[Trigger]] = {}
@@ -69,8 +69,11 @@ class Trigger(ABC):
             until = exclude.excluded_until(candidate)
             if until is None:
                 return candidate
-            # the first fire time at or after the end of the excluded span
-            candidate = self._next(max(until - _ONE_MICROSECOND, candidate))
+            # The first fire time at or after the end of the excluded span. Step back
+            # 1 µs in UTC: in a local zone, datetime subtraction is wall-clock
+            # arithmetic and would be an hour off across a DST gap.
+            until_utc = until.astimezone(timezone.utc)
+            candidate = self._next(max(until_utc - _ONE_MICROSECOND, candidate))
             if candidate is None:
                 return None
         return None

@@ -40,7 +40,10 @@ class CalendarIntervalTrigger(Trigger):
     the month) plus ``k * (weeks, days)``; it fires at ``hour:minute:second`` wall-clock
     time in ``timezone``. So ``months=1`` from January 31st fires on March 31st, May 31st,
     ...: a month without that day is **skipped, never shifted** to the month's end, and a
-    yearly trigger from February 29th fires only in leap years.
+    yearly trigger from February 29th fires only in leap years. When months and days are
+    mixed, each step adds both, counted from ``start_date`` (``months=1, days=1`` from
+    January 15th gives February 16th, March 17th, ...), so skipping a month never shifts
+    the later fire dates.
 
     Daylight saving time: a wall time inside a DST gap fires at the first instant after
     the gap (02:30 on the Berlin spring-forward day fires at 03:00 CEST); a wall time

@@ -24,6 +24,7 @@ _MONTHS = (
 _WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 _CRONTAB_WEEKDAYS = ("Sunday", *_WEEKDAYS)  # 0 and 7 are Sunday
 _MAX_LISTED_TIMES = 6
+_PLURALS = {"day-of-month": "days-of-month"}
 
 Render = Callable[[int], str]
 
@@ -89,19 +90,17 @@ def _time(second: Sequence[Term], minute: Sequence[Term], hour: Sequence[Term]) 
         and len(hours) == len(hour) <= _MAX_LISTED_TIMES
     ):
         return "At " + _join([_clock(h, at_minute, at_second) for h in hours])
-    if _is_all(minute):
-        text = "every minute"
-        if at_second != 0:
-            seconds = "every second" if _is_all(second) else _phrase(second, "second")
+    minutes = "every minute" if _is_all(minute) else _phrase(minute, "minute")
+    text = minutes
+    if at_second != 0:
+        seconds = "every second" if _is_all(second) else _phrase(second, "second")
+        if not _is_all(minute):
+            text = f"{seconds} of {minutes}"
+        else:
             text = seconds if seconds.startswith("every") else f"{seconds} of every minute"
-    else:
-        text = _phrase(minute, "minute")
-        if at_second != 0:
-            seconds = "every second" if _is_all(second) else _phrase(second, "second")
-            text = f"{seconds} of {text}"
     if not _is_all(hour):
         text += f" past {_phrase(hour, 'hour')}"
-    elif not _is_all(minute) and not text.startswith("every"):
+    elif not minutes.startswith("every"):
         text += " past every hour"
     return f"At {text}"
 
@@ -132,8 +131,8 @@ def _day_of_month(terms: Sequence[Term]) -> str:
     items = [_phrase(plain, "day-of-month")] if plain else []
     for term in terms:
         if term.kind == "last":
-            before = "" if term.start == 0 else f"{term.start} day{'s' * (term.start > 1)} before "
-            items.append(f"{before}the last day of the month")
+            minus = f" minus {term.start} day{'s' * (term.start > 1)}" if term.start else ""
+            items.append(f"the last day of the month{minus}")
         elif term.kind == "nearest":
             items.append(f"the weekday nearest day {term.start} of the month")
         elif term.kind == "last_weekday":
@@ -164,13 +163,15 @@ def _phrase(terms: Sequence[Term], unit: str) -> str:
         if term.kind == "range" and term.start == term.end:
             return f"{unit} {term.start}"
         return _stepped(term, unit, str)
-    return f"{unit}s {_join([_item(term, str) for term in terms])}"
+    plural = _PLURALS.get(unit, f"{unit}s")
+    return f"{plural} {_join([_item(term, str) for term in terms])}"
 
 
 def _bare(terms: Sequence[Term], unit: str, render: Render) -> str:
     """Like :func:`_phrase` for names and years, where a value stands alone: 'January',
     'Monday through Friday', 'every 3rd month'."""
-    return _join([_item(term, render, unit) for term in terms])
+    # dict.fromkeys: crontab's 0 and 7 are both Sunday
+    return _join(list(dict.fromkeys(_item(term, render, unit) for term in terms)))
 
 
 def _item(term: Term, render: Render, unit: str = "") -> str:

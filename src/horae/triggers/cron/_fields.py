@@ -84,14 +84,15 @@ class Term(NamedTuple):
 
 _NUMBER = r"[0-9]+"
 _ATOM = r"[0-9]+|[a-z]+"
+_I = re.IGNORECASE | re.ASCII
 _ALL_RE = re.compile(r"[*?](?:/(?P<step>[0-9]+))?")
-_RANGE_RE = re.compile(rf"(?P<a>{_ATOM})(?:-(?P<b>{_ATOM}))?(?:/(?P<step>{_NUMBER}))?")
-_LAST_RE = re.compile(r"(?:l|last)(?:-(?P<n>[0-9]+))?")
-_NEAREST_RE = re.compile(r"(?P<n>[0-9]+)w")
-_NTH_RE = re.compile(rf"(?P<n>[0-9]+)(?:st|nd|rd|th) +(?P<day>{_ATOM})")
-_HASH_NTH_RE = re.compile(rf"(?P<day>{_ATOM})#(?P<n>[0-9]+)")
-_LAST_OF_RE = re.compile(rf"last +(?P<day>{_ATOM})")
-_SUFFIX_LAST_RE = re.compile(r"(?P<day>[0-9]+|[a-z]+?)l")
+_RANGE_RE = re.compile(rf"(?P<a>{_ATOM})(?:-(?P<b>{_ATOM}))?(?:/(?P<step>{_NUMBER}))?", _I)
+_LAST_RE = re.compile(r"(?:l|last)(?:-(?P<n>[0-9]+))?", _I)
+_NEAREST_RE = re.compile(r"(?P<n>[0-9]+)w", _I)
+_NTH_RE = re.compile(rf"(?P<n>[0-9]+)(?:st|nd|rd|th) +(?P<day>{_ATOM})", _I)
+_HASH_NTH_RE = re.compile(rf"(?P<day>{_ATOM})#(?P<n>[0-9]+)", _I)
+_LAST_OF_RE = re.compile(rf"last +(?P<day>{_ATOM})", _I)
+_SUFFIX_LAST_RE = re.compile(r"(?P<day>[0-9]+|[a-z]+?)l", _I)
 
 
 def invalid_value(spec: FieldSpec, text: str, rule: str | None = None) -> ValueError:
@@ -102,16 +103,30 @@ def invalid_value(spec: FieldSpec, text: str, rule: str | None = None) -> ValueE
 
 
 def normalize(value: object, name: str) -> str:
-    """Turn a field argument (``str`` or ``int``) into its canonical text."""
+    """Turn a field argument (``str`` or ``int``) into text: stripped, single spaces, no
+    spaces around commas. Case is kept, so that error messages quote the user's text."""
     if isinstance(value, bool) or not isinstance(value, (str, int)):
         raise TypeError(
             f"field {name!r} must be a str or an int, not {type(value).__name__} {value!r}"
         )
-    text = " ".join(str(value).lower().split())
-    text = re.sub(r" *, *", ",", text)
+    text = re.sub(r" *, *", ",", " ".join(str(value).split()))
     if not text:
         raise ValueError(f"field {name!r} is empty; use '*' for every value")
     return text
+
+
+def canonical(spec: FieldSpec, text: str) -> str:
+    """The stored spelling of a valid field: lower case, except the cron letters ``L``
+    and ``W`` (``L``, ``L-2``, ``15W``, ``LW``, ``5L``), so that ``MON`` equals ``mon``."""
+    terms = text.lower().split(",")
+    if spec.kind == "day":
+        terms = [
+            term.upper() if term == "lw" or re.fullmatch(r"l(-[0-9]+)?|[0-9]+w", term) else term
+            for term in terms
+        ]
+    elif spec.kind == "dow":
+        terms = [term[:-1] + "L" if _SUFFIX_LAST_RE.fullmatch(term) else term for term in terms]
+    return ",".join(terms)
 
 
 @lru_cache(maxsize=2048)
@@ -151,7 +166,7 @@ def _parse_term(spec: FieldSpec, text: str) -> Term:
 def _parse_special(spec: FieldSpec, text: str) -> Term | None:
     """The day and day_of_week extras: L, L-n, nW, LW, xth y, y#x, last y, yL."""
     if spec.kind == "day":
-        if text == "lw":
+        if text.lower() == "lw":
             return Term("last_weekday", 0, 0)
         match = _LAST_RE.fullmatch(text)
         if match:
@@ -175,7 +190,7 @@ def _parse_special(spec: FieldSpec, text: str) -> Term | None:
     match = _LAST_OF_RE.fullmatch(text)
     if match is None and spec.kind == "dow":
         match = _SUFFIX_LAST_RE.fullmatch(text)
-        if text == "l":
+        if text.lower() == "l":
             raise invalid_value(spec, text, "'last fri' or '5L' for the last weekday of a month")
     if match:
         return Term("last_of", _weekday(spec, weekdays, match["day"], text), 0)
@@ -183,7 +198,7 @@ def _parse_special(spec: FieldSpec, text: str) -> Term | None:
 
 
 def _weekday(spec: FieldSpec, weekdays: FieldSpec, atom: str, text: str) -> int:
-    value = weekdays.names.get(atom)
+    value = weekdays.names.get(atom.lower())
     if value is None:
         if not atom.isdigit() or not weekdays.low <= int(atom) <= weekdays.high:
             raise invalid_value(spec, text, f"a weekday {weekdays.allowed}")
@@ -196,8 +211,8 @@ def _value(spec: FieldSpec, atom: str, text: str | None = None) -> int:
         value = int(atom)
         if spec.low <= value <= spec.high:
             return value
-    elif atom in spec.names:
-        return spec.names[atom]
+    elif atom.lower() in spec.names:
+        return spec.names[atom.lower()]
     raise invalid_value(spec, text or atom)
 
 

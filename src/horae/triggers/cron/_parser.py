@@ -12,6 +12,7 @@ from ._fields import (
     FIELD_NAMES,
     KEYWORD_SPECS,
     FieldSpec,
+    canonical,
     invalid_value,
     normalize,
     parse_field,
@@ -50,7 +51,9 @@ _KEYWORD_DEFAULTS = {
 #: Where ``H`` picks from when no range is given: days stop at 28 so that every month
 #: has the day (as in Jenkins).
 _HASH_BOUNDS = {"day": (1, 28), "day_of_week": (0, 6)}
-_HASH_RE = re.compile(r"h(?:\((?P<a>[0-9]+)-(?P<b>[0-9]+)\))?(?:/(?P<step>[0-9]+))?")
+_HASH_RE = re.compile(
+    r"h(?:\((?P<a>[0-9]+)-(?P<b>[0-9]+)\))?(?:/(?P<step>[0-9]+))?", re.IGNORECASE
+)
 
 
 def keyword_fields(values: Mapping[str, object]) -> dict[str, str]:
@@ -70,19 +73,19 @@ def keyword_fields(values: Mapping[str, object]) -> dict[str, str]:
     least = max(FIELD_NAMES.index(name) for name in given)
     fields = {}
     for index, name in enumerate(FIELD_NAMES):
+        spec = KEYWORD_SPECS[name]
         if name in given:
-            text = given[name]
+            text = _question_mark(spec, given[name])
         else:
             text = "*" if index < least else _KEYWORD_DEFAULTS[name]
-        fields[name] = _question_mark(text)
         if any(_HASH_RE.fullmatch(term) for term in text.split(",")):
             raise invalid_value(
-                KEYWORD_SPECS[name],
+                spec,
                 text,
-                f"{KEYWORD_SPECS[name].allowed}; 'H' works only in "
-                f"CronTrigger.from_crontab(expr, seed=...)",
+                f"{spec.allowed}; 'H' works only in CronTrigger.from_crontab(expr, seed=...)",
             )
-        parse_field(KEYWORD_SPECS[name], fields[name])
+        parse_field(spec, text)
+        fields[name] = canonical(spec, text)
     return fields
 
 
@@ -99,13 +102,13 @@ def crontab_fields(expr: str, seed: str | None) -> dict[str, str]:
         raise TypeError(
             f"seed must be a str (the schedule id), not {type(seed).__name__} {seed!r}"
         )
-    text = " ".join(expr.lower().split())
+    text = " ".join(expr.split())
     if text.startswith("@"):
-        if text not in MACROS:
+        if text.lower() not in MACROS:
             raise ValueError(
                 f"unknown crontab macro {expr.strip()!r} (known: {', '.join(MACROS)})"
             )
-        text = MACROS[text]
+        text = MACROS[text.lower()]
     parts = text.split(" ") if text else []
     layout = _LAYOUTS.get(len(parts))
     if layout is None:
@@ -115,21 +118,25 @@ def crontab_fields(expr: str, seed: str | None) -> dict[str, str]:
         )
     fields = dict.fromkeys(FIELD_NAMES, "*")
     fields["second"] = "0"
-    for name, part in zip(layout, parts):
-        fields[name] = _question_mark(_resolve_hashes(CRONTAB_SPECS[name], part, seed, expr))
-        parse_field(CRONTAB_SPECS[name], fields[name])
+    for name, part in zip(layout, parts, strict=True):
+        spec = CRONTAB_SPECS[name]
+        text = _question_mark(spec, _resolve_hashes(spec, part, seed, expr))
+        parse_field(spec, text)
+        fields[name] = canonical(spec, text)
     return fields
 
 
-def _question_mark(text: str) -> str:
-    # "?" ("no specific value", Quartz) is "*"; the OR rule and the DST rule look at the
-    # leading "*", so store it as one.
-    return "*" + text[1:] if text.startswith("?") else text
+def _question_mark(spec: FieldSpec, text: str) -> str:
+    # "?" ("no specific value", Quartz) is "*" in the day fields; the OR rule looks at
+    # the leading "*", so store it as one.
+    if spec.kind != "plain" and text.startswith("?"):
+        return "*" + text[1:]
+    return text
 
 
 def _resolve_hashes(spec: FieldSpec, text: str, seed: str | None, expr: str) -> str:
     """Replace each ``H`` term of *text* with the value(s) it stands for."""
-    if "h" not in text:
+    if "h" not in text.lower():
         return text
     terms = text.split(",")
     for index, term in enumerate(terms):

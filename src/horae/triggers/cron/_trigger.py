@@ -22,9 +22,8 @@ from horae._validation import (
 )
 from horae._wallclock import to_utc
 from horae.calendars import Calendar
-
-from .._base import Trigger
-from .._common import (
+from horae.triggers._base import Trigger
+from horae.triggers._common import (
     as_instant,
     check_exclude,
     format_datetime,
@@ -33,9 +32,17 @@ from .._common import (
     utc_key,
     zone_of,
 )
+
 from ._describe import crontab_text, describe_fields
 from ._engine import Plan, compile_plan, next_fire
-from ._fields import CRONTAB_SPECS, FIELD_NAMES, KEYWORD_SPECS, normalize, parse_field
+from ._fields import (
+    CRONTAB_SPECS,
+    FIELD_NAMES,
+    KEYWORD_SPECS,
+    canonical,
+    normalize,
+    parse_field,
+)
 from ._parser import crontab_fields, keyword_fields
 from ._zones import ZoneTable, zone_table
 
@@ -217,7 +224,14 @@ class CronTrigger(Trigger):
         created = current_time(tz) if created_time is None else created_time
         first = to_utc(created if start is None else start) - _ONE_MICROSECOND
         self.__attrs_init__(
-            *(fields[name] for name in FIELD_NAMES),
+            fields["year"],
+            fields["month"],
+            fields["day"],
+            fields["week"],
+            fields["day_of_week"],
+            fields["hour"],
+            fields["minute"],
+            fields["second"],
             start,
             end,
             tz,
@@ -230,6 +244,20 @@ class CronTrigger(Trigger):
             None if start is None else to_utc(start),
             None if end is None else to_utc(end),
         )
+
+    def next(self, after: datetime | None = None) -> datetime | None:
+        """Return the earliest fire time strictly later than *after* (the first if None).
+
+        See :meth:`Trigger.next`.
+        """
+        # The scheduler's usual call passes the previous fire time: a plain datetime that
+        # is already aware and in this zone. Skip the generic checks for it; anything
+        # else (naive, another zone, a subclass, exclusions) takes the validated path.
+        if self.exclude is None and (
+            after is None or (type(after) is datetime and after.tzinfo is self.timezone)
+        ):
+            return self._next(after)
+        return super().next(after)
 
     def _next(self, after: datetime | None) -> datetime | None:
         if after is None or (self._start_utc is not None and after < self._start_utc):
@@ -319,9 +347,11 @@ class CronTrigger(Trigger):
         if syntax not in _SYNTAXES:
             raise ValueError(f"unknown cron syntax {syntax!r} (known: {', '.join(_SYNTAXES)})")
         specs = CRONTAB_SPECS if syntax == "crontab" else KEYWORD_SPECS
-        fields = {name: normalize(state["fields"][name], name) for name in FIELD_NAMES}
-        for name, text in fields.items():
+        fields = {}
+        for name in FIELD_NAMES:
+            text = normalize(state["fields"][name], name)
             parse_field(specs[name], text)
+            fields[name] = canonical(specs[name], text)
         tz = timezone_from_key(state["timezone"])
         created = state.get("created_time")
         return _rebuild(

@@ -20,8 +20,9 @@ Wall = tuple[int, int, int, int, int, int]
 
 _STEP_SECONDS = 86_400
 _MARGIN = timedelta(days=3)
-_FIRST = datetime(1, 1, 3)
-_LAST = datetime(9999, 12, 29)
+_UTC = timezone.utc
+_FIRST = datetime(1, 1, 3, tzinfo=_UTC)
+_LAST = datetime(9999, 12, 29, tzinfo=_UTC)
 _MAX_CELLS = 20_000
 
 
@@ -94,8 +95,9 @@ class ZoneTable:
         return cells
 
     def _scan(self, year: int) -> list[Window]:
-        low = max(datetime(year, 1, 1) - _MARGIN, _FIRST)
-        high = min(datetime(year, 1, 1) + timedelta(days=366) + _MARGIN, _LAST)
+        new_year = datetime(year, 1, 1, tzinfo=_UTC)
+        low = max(new_year - _MARGIN, _FIRST)
+        high = min(new_year + timedelta(days=366) + _MARGIN, _LAST)
         step = timedelta(seconds=_STEP_SECONDS)
         windows = []
         moment, offset = low, self._offset(low)
@@ -108,8 +110,10 @@ class ZoneTable:
         return windows
 
     def _offset(self, utc: datetime) -> timedelta:
+        # fromutc() reads the wall fields of its argument as UTC; the difference of the
+        # two naive wall times is the offset at that instant
         local = self.tz.fromutc(utc.replace(tzinfo=self.tz))
-        return local.replace(tzinfo=None) - utc
+        return local.replace(tzinfo=None) - utc.replace(tzinfo=None)
 
     def _transition(self, before: datetime, offset: timedelta) -> datetime:
         """The first second after *before* (offset *offset*) with another offset."""

@@ -1,0 +1,295 @@
+"""The MongoDB store's job queue: the ``acquire_jobs`` transaction and the next job time.
+
+Plain functions over the store's database; :class:`~horae.datastores.mongodb.MongoDBDataStore`
+runs them (in a transaction where they say so), decodes what they return and publishes
+the events.
+
+**Running limits and their race.** A running count is the number of jobs under a live
+lease (``acquired_until >= now``), grouped by task and by schedule in one aggregation;
+nothing keeps a counter. The limits are checked in the database's query, not after a
+``LIMIT`` in Python: the candidate query leaves out the tasks and schedules at their
+limit, so a blocked task never fills a batch with jobs that cannot start and never
+stalls other tasks. Within one batch :class:`RunningLimits` reserves capacity job by
+job; a job held back by capacity the batch itself used up makes the next query leave
+its task (or schedule) out too, so the loop ends after at most one round per limit.
+
+Two workers reading the same counts at the same time could both claim the last free
+slot (snapshot isolation does not stop two transactions that write *different* jobs).
+So every transaction that claims a job under a limit also writes (``$inc``) one lock
+document per limited task and schedule it claims for. Two such transactions then write
+the same document, MongoDB lets only the first commit, and the other fails with a write
+conflict, is run again by :meth:`MongoDBConnection._transaction`, and counts afresh,
+now seeing the first one's claims. Unlimited jobs take no lock, so they never contend.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+import attrs
+from pymongo import ASCENDING, ReplaceOne, UpdateOne
+from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.database import AsyncDatabase
+
+from horae._enums import JobOutcome
+from horae._exceptions import DeserializationError
+from horae._structures import JobResult
+from horae.datastores._mongodb_connection import Conflict
+from horae.datastores._mongodb_docs import (
+    EPSILON_US,
+    Doc,
+    RunningLimits,
+    duration_us,
+    opt_time,
+)
+from horae.events import JobReleased
+
+#: How many lapsed or missed jobs one ``acquire_jobs`` ends at most (the rest next time).
+END_BATCH = 500
+#: Rounds of the candidate query in one ``acquire_jobs`` (see the module docstring).
+_CHOOSE_ROUNDS = 10
+#: What ending a job needs to know about it.
+_ENDED_FIELDS = {
+    "task_id": 1,
+    "schedule_id": 1,
+    "scheduled_fire_time": 1,
+    "started_at": 1,
+    "attempt": 1,
+    "result_expiration_time": 1,
+    "acquired_by": 1,
+    "time_zones": 1,
+}
+_ORDER = [("start_time", ASCENDING), ("seq", ASCENDING)]
+
+
+@attrs.frozen
+class Claimed:
+    """What one ``acquire_jobs`` transaction did.
+
+    Attributes:
+        acquired: the documents of the jobs it leased (lease fields set).
+        ended: ``(job document, outcome)`` of the jobs it ended (abandoned or missed).
+    """
+
+    acquired: list[Doc]
+    ended: list[tuple[Doc, JobOutcome]]
+
+
+def _ended_filter(now_us: int) -> Doc:
+    # A lease is live through acquired_until itself, and a job may still start at its
+    # deadline; both have passed only once strictly before now.
+    return {
+        "$or": [
+            {"acquired_until": {"$lt": now_us}},
+            {"acquired_by": None, "start_deadline": {"$lt": now_us}},
+        ]
+    }
+
+
+def ended_result(job: Mapping[str, Any], outcome: JobOutcome, now_us: int) -> Doc:
+    """The result document of a job the store ends itself (as ``release_job`` would)."""
+    zones = job.get("time_zones") or {}
+    return {
+        "_id": job["_id"],
+        "task_id": job["task_id"],
+        "schedule_id": job.get("schedule_id"),
+        "scheduled_fire_time": job.get("scheduled_fire_time"),
+        "outcome": outcome.value,
+        "started_at": job.get("started_at"),
+        "finished_at": now_us,
+        "expires_at": now_us + duration_us(job.get("result_expiration_time")),
+        "attempt": job.get("attempt", 1),
+        "return_value": None,
+        "exception": None,
+        "exception_type": None,
+        "exception_message": None,
+        "time_zones": {
+            name: zone
+            for name, zone in zones.items()
+            if name in ("scheduled_fire_time", "started_at")
+        },
+    }
+
+
+def ended_event(doc: Mapping[str, Any], outcome: JobOutcome, now: datetime) -> JobReleased:
+    """The ``JobReleased`` of a job the store ended itself (its lapsed holder, if any)."""
+    return JobReleased(
+        timestamp=now,
+        job_id=doc["_id"],
+        scheduler_id=doc.get("acquired_by") if outcome is JobOutcome.abandoned else None,
+        task_id=doc["task_id"],
+        schedule_id=doc.get("schedule_id"),
+        outcome=outcome,
+        scheduled_fire_time=opt_time(doc.get("scheduled_fire_time")),
+        started_at=opt_time(doc.get("started_at")),
+        finished_at=now,
+    )
+
+
+def undecodable_result(
+    doc: Mapping[str, Any], exc: DeserializationError, now: datetime
+) -> JobResult:
+    """The result of a job acquired but unreadable: ``deserialization_failed`` (its id,
+    task and times are plain fields, so they are still readable)."""
+    return JobResult(
+        job_id=doc["_id"],
+        task_id=str(doc["task_id"]),
+        schedule_id=doc.get("schedule_id"),
+        scheduled_fire_time=opt_time(doc.get("scheduled_fire_time")),
+        outcome=JobOutcome.deserialization_failed,
+        started_at=now,
+        finished_at=now,
+        expires_at=now,
+        attempt=int(doc.get("attempt") or 1),
+        exception_type=f"{DeserializationError.__module__}.DeserializationError",
+        exception_message=str(exc),
+    )
+
+
+async def _end_jobs(
+    db: AsyncDatabase[Doc], session: AsyncClientSession, now_us: int
+) -> list[tuple[Doc, JobOutcome]]:
+    """End (delete, keeping a result) lapsed running jobs and pending jobs past their
+    start deadline. Two nodes ending the same job write the same document, so one of
+    them loses a write conflict and, run again, no longer finds it: each job ends once."""
+    condition = _ended_filter(now_us)
+    cursor = db["jobs"].find(condition, _ENDED_FIELDS, session=session).limit(END_BATCH)
+    docs = await cursor.to_list()
+    if not docs:
+        return []
+    ids = [doc["_id"] for doc in docs]
+    deleted = await db["jobs"].delete_many({"_id": {"$in": ids}, **condition}, session=session)
+    if deleted.deleted_count != len(docs):
+        raise Conflict
+    ended = [
+        (doc, JobOutcome.abandoned if doc.get("acquired_by") else JobOutcome.missed_start_deadline)
+        for doc in docs
+    ]
+    kept = [
+        ReplaceOne({"_id": doc["_id"]}, ended_result(doc, outcome, now_us), upsert=True)
+        for doc, outcome in ended
+        if duration_us(doc.get("result_expiration_time")) > 0
+    ]
+    if kept:
+        await db["job_results"].bulk_write(kept, ordered=False, session=session)
+    return ended
+
+
+async def running_limits(
+    db: AsyncDatabase[Doc], match: Doc, session: AsyncClientSession | None = None
+) -> RunningLimits:
+    """The running counts of the jobs that *match*, and the limits of limited tasks."""
+    pipeline = [
+        {"$match": match},
+        {
+            "$group": {
+                "_id": {"task": "$task_id", "schedule": "$schedule_id"},
+                "n": {"$sum": 1},
+            }
+        },
+    ]
+    cursor = await db["jobs"].aggregate(pipeline, session=session)
+    groups = await cursor.to_list()
+    tasks = await (
+        db["tasks"]
+        .find({"max_running_jobs": {"$ne": None}}, {"max_running_jobs": 1}, session=session)
+        .to_list()
+    )
+    return RunningLimits.build(tasks, groups)
+
+
+async def _choose(
+    db: AsyncDatabase[Doc],
+    session: AsyncClientSession,
+    limits: RunningLimits,
+    now_us: int,
+    limit: int,
+) -> list[Doc]:
+    """Up to *limit* startable pending jobs, earliest first, within the limits."""
+    chosen: list[Doc] = []
+    for _ in range(_CHOOSE_ROUNDS):
+        wanted = limit - len(chosen)
+        query: Doc = {
+            "acquired_by": None,
+            "start_time": {"$lte": now_us},
+            # missed deadlines beyond END_BATCH are ended by a later call, never started
+            "$or": [{"start_deadline": None}, {"start_deadline": {"$gte": now_us}}],
+            **limits.pending_filter(),
+        }
+        if chosen:
+            query["_id"] = {"$nin": [doc["_id"] for doc in chosen]}
+        docs = await db["jobs"].find(query, session=session).sort(_ORDER).limit(wanted).to_list()
+        held_back = False
+        for doc in docs:
+            if len(chosen) < limit and limits.take(doc):
+                chosen.append(doc)
+            else:
+                held_back = True
+        if len(docs) < wanted or not held_back or len(chosen) >= limit:
+            break
+    return chosen
+
+
+async def claim_jobs(
+    db: AsyncDatabase[Doc],
+    session: AsyncClientSession,
+    scheduler_id: str,
+    now_us: int,
+    until_us: int,
+    limit: int,
+) -> Claimed:
+    """The body of the ``acquire_jobs`` transaction (see the module docstring)."""
+    ended = await _end_jobs(db, session, now_us)
+    if limit <= 0:
+        return Claimed([], ended)
+    limits = await running_limits(db, {"acquired_until": {"$gte": now_us}}, session)
+    chosen = await _choose(db, session, limits, now_us, limit)
+    if not chosen:
+        return Claimed([], ended)
+    locks = [
+        UpdateOne({"_id": key}, {"$inc": {"n": 1}}, upsert=True)
+        for key in limits.lock_keys(chosen)
+    ]
+    if locks:
+        await db["locks"].bulk_write(locks, ordered=False, session=session)
+    lease = {"acquired_by": scheduler_id, "acquired_until": until_us, "started_at": now_us}
+    ids = [doc["_id"] for doc in chosen]
+    claimed = await db["jobs"].update_many(
+        {"_id": {"$in": ids}, "acquired_by": None}, {"$set": lease}, session=session
+    )
+    # Under snapshot isolation a job claimed by another transaction since our snapshot
+    # fails the update with a write conflict rather than matching less; check anyway.
+    if claimed.modified_count != len(ids):
+        raise Conflict
+    return Claimed([{**doc, **lease} for doc in chosen], ended)
+
+
+async def next_job_time_us(db: AsyncDatabase[Doc]) -> int | None:
+    """The earliest moment (µs) a job may need ``acquire_jobs`` (see the ABC)."""
+    # Every job under a lease counts here, live or lapsed: a lapsed one still holds its
+    # slot until acquire_jobs ends it, at its lease's end plus 1 µs (counted below).
+    limits = await running_limits(db, {"acquired_by": {"$ne": None}})
+    jobs = db["jobs"]
+    pending = await jobs.find_one(
+        {"acquired_by": None, **limits.pending_filter()}, {"start_time": 1}, sort=_ORDER
+    )
+    lease = await jobs.find_one(
+        {"acquired_until": {"$ne": None}},
+        {"acquired_until": 1},
+        sort=[("acquired_until", ASCENDING)],
+    )
+    deadline = await jobs.find_one(
+        {"acquired_by": None, "start_deadline": {"$ne": None}},
+        {"start_deadline": 1},
+        sort=[("start_deadline", ASCENDING)],
+    )
+    times = []
+    if pending is not None:
+        times.append(int(pending["start_time"]))
+    if lease is not None:
+        times.append(int(lease["acquired_until"]) + EPSILON_US)
+    if deadline is not None:
+        times.append(int(deadline["start_deadline"]) + EPSILON_US)
+    return min(times, default=None)
