@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 venv=.venv-bench
 packages=(
     -e . "apscheduler==4.0.0a6" "anyio==4.13.0" croniter cronsim
-    "sqlalchemy[asyncio]" asyncpg aiosqlite psutil
+    "sqlalchemy[asyncio]" asyncpg aiosqlite sniffio psutil
     "redis[hiredis]>=5.0.1" "pymongo>=4.13" "secantusdb==0.7.0b3"
 )
 if [ ! -x "$venv/bin/python" ]; then

@@ -16,8 +16,7 @@ from collections.abc import Callable
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from _common import best_of, per_call, print_table
-
+from _common import TIMES, best_of, per_call, print_table
 from horae.triggers import CronTrigger
 
 EXPRESSIONS = [
@@ -129,15 +128,17 @@ def main() -> None:
                 row.append(f"{seconds * 1e6:.2f}")
             rows.append(row)
 
-    print(f"# cron next(): µs per call ({platform.python_implementation()} "
-          f"{platform.python_version()}, {platform.machine()})\n")
+    print(
+        f"# cron next(): µs per call ({platform.python_implementation()} "
+        f"{platform.python_version()}, {platform.machine()})\n"
+    )
     print_table(["expression", "zone", *SYSTEMS], rows)
     print("\n## Medians over all expressions and zones\n")
     horae_median = statistics.median(results["horae"])
     summary = []
     for name, values in results.items():
         median = statistics.median(values)
-        summary.append([name, f"{median:.2f}", f"{median / horae_median:.1f}×"])
+        summary.append([name, f"{median:.2f}", f"{median / horae_median:.1f}{TIMES}"])
     print_table(["system", "median µs / next()", "horae is faster by"], summary)
 
 

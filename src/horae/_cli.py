@@ -1,6 +1,9 @@
-"""The ``horae`` command line (also ``python -m horae``).
+"""The ``horae`` command line (also ``python -m horae``): the parser and the exit codes.
 
-Subcommands: ``cron`` (next fire times and the English description of an expression).
+Subcommands: ``run`` (:mod:`horae._cli_run`), ``schedules list|show|pause|resume|remove``
+(:mod:`horae._cli_schedules`) and ``cron`` (here: next fire times and the English
+description of an expression). Exit codes: 0 success, 1 schedule not found, 2 usage or
+bad input, 3 store unreachable, 130 stopped by a second signal (``run``).
 """
 
 from __future__ import annotations
@@ -11,12 +14,19 @@ import sys
 from collections.abc import Sequence
 from datetime import datetime
 
+from ._cli_run import add_run_parser
+from ._cli_schedules import EXIT_UNREACHABLE, EXIT_USAGE, CommandError, add_schedules_parser
+from ._exceptions import DataStoreError
+
 
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="horae", description="horae: an asyncio-native scheduler."
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    add_run_parser(commands)
+    add_schedules_parser(commands)
 
     cron = commands.add_parser(
         "cron",
@@ -75,15 +85,36 @@ def _cron(args: argparse.Namespace) -> int:
     return 0
 
 
+def _version() -> str:
+    from . import __version__
+
+    return __version__
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the ``horae`` command; return the process exit code."""
+    """Run the ``horae`` command; return the process exit code.
+
+    Exit codes: 0 success, 1 schedule not found, 2 usage or bad input (argparse's own
+    errors included), 3 store unreachable, 130 a second signal cancelled ``run``.
+    """
     parser = _build_parser()
     args = parser.parse_args(argv)
+    command = " ".join(filter(None, [args.command, getattr(args, "action", None)]))
     try:
         return int(args.handler(args))
-    except (ValueError, TypeError) as exc:
-        print(f"horae {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+    except CommandError as exc:
+        return _fail(command, str(exc), exc.exit_code)
+    except DataStoreError as exc:
+        return _fail(command, str(exc), EXIT_UNREACHABLE)
+    except (ValueError, TypeError) as exc:  # ConfigurationError is a ValueError
+        return _fail(command, str(exc), EXIT_USAGE)
+    except KeyboardInterrupt:  # Ctrl+C while connecting or importing
+        return _fail(command, "interrupted", 130)
+
+
+def _fail(command: str, message: str, exit_code: int) -> int:
+    print(f"horae {command}: error: {message}", file=sys.stderr)
+    return exit_code
 
 
 if __name__ == "__main__":  # pragma: no cover

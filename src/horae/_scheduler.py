@@ -28,6 +28,7 @@ import anyio.abc
 from ._clock import Clock
 from ._enums import CoalescePolicy, ConflictPolicy, RunState, SchedulerRole
 from ._exceptions import ScheduleLookupError
+from ._logging import component_logger
 from ._scheduler_args import (
     CoalesceName,
     ConflictName,
@@ -154,7 +155,7 @@ class AsyncScheduler:
         self._stores = self._config.stores
         self._broker = self._config.broker
         self._clock = self._config.clock
-        self._logger = self._config.logger
+        self._logger = component_logger(self._config.logger, "scheduler")
         self._tasks = TaskService(
             self._stores, self._config.executors, self._config.default_executor
         )

@@ -26,6 +26,7 @@ from typing import Any
 
 from ._clock import Clock
 from ._enums import CoalescePolicy
+from ._logging import job_fields
 from ._structures import Job, Schedule, Task
 from ._tasks import TaskCache
 from ._wakeup import Backoff, Wakeup, earliest
@@ -285,9 +286,18 @@ class ScheduleProcessor:
                 "The trigger of schedule %r raised while computing its fire times; "
                 "removing the schedule",
                 schedule.id,
+                extra=job_fields(schedule_id=schedule.id, task_id=schedule.task_id),
             )
             return ScheduleUpdate(schedule_id=schedule.id, next_fire_time=None)
         last_fire_time = fires[-1][0] if fires else None
+        if fires and self._logger.isEnabledFor(logging.DEBUG):
+            self._logger.debug(
+                "Schedule %r fired for %s (%d job(s)); next fire time: %s",
+                schedule.id, last_fire_time, len(jobs), next_fire_time,
+                extra=job_fields(
+                    schedule_id=schedule.id, task_id=schedule.task_id, fire_time=last_fire_time
+                ),
+            )  # fmt: skip
         return ScheduleUpdate(
             schedule_id=schedule.id,
             next_fire_time=next_fire_time,

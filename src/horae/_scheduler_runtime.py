@@ -16,6 +16,7 @@ import anyio
 import anyio.abc
 
 from ._enums import SchedulerRole
+from ._logging import backend_logger, component_logger
 from ._scheduler_args import SchedulerConfig
 from ._scheduler_loop import ScheduleProcessor
 from ._tasks import TaskService
@@ -46,10 +47,11 @@ async def open_services(
     stack = AsyncExitStack()
     await stack.__aenter__()
     try:
-        await config.broker.start(config.logger)
+        await config.broker.start(backend_logger(config.logger, "eventbrokers", config.broker))
         stack.push_async_callback(config.broker.stop)
         for store in config.stores.values():
-            await store.start(config.broker, config.logger, clock=config.clock)
+            store_logger = backend_logger(config.logger, "datastores", store)
+            await store.start(config.broker, store_logger, clock=config.clock)
             stack.push_async_callback(store.stop)
         for executor in config.executors.values():
             await executor.start(stack)
@@ -74,7 +76,8 @@ class Runtime:
             self._processor = ScheduleProcessor(
                 stores=config.stores, identity=config.identity, clock=config.clock,
                 lease_duration=config.lease_duration, poll_interval=config.poll_interval,
-                tasks=tasks.cache, logger=config.logger, polls=config.polls,
+                tasks=tasks.cache, logger=component_logger(config.logger, "scheduler"),
+                polls=config.polls,
             )  # fmt: skip
         if config.role in (SchedulerRole.both, SchedulerRole.worker):
             self._worker = Worker(
@@ -82,7 +85,8 @@ class Runtime:
                 clock=config.clock, lease_duration=config.lease_duration,
                 poll_interval=config.poll_interval,
                 max_concurrent_jobs=config.max_concurrent_jobs, executors=config.executors,
-                registry=tasks.registry, tasks=tasks.cache, logger=config.logger,
+                registry=tasks.registry, tasks=tasks.cache,
+                logger=component_logger(config.logger, "worker"),
                 polls=config.polls, stop_grace_period=config.stop_grace_period,
             )  # fmt: skip
         self._cleanup_wakeup = Wakeup(config.clock)
@@ -128,7 +132,7 @@ class Runtime:
                 await self._publish_stopped(crash)
 
     async def _publish_stopped(self, crash: BaseException | None) -> None:
-        logger = self._config.logger
+        logger = component_logger(self._config.logger, "scheduler")
         if crash is None:
             logger.info("Scheduler %s stopped", self._config.identity)
         else:
@@ -155,4 +159,6 @@ class Runtime:
         try:
             await store.cleanup(self._config.clock.now())
         except Exception:
-            self._config.logger.exception("Cleanup of the data store %r failed", alias)
+            component_logger(self._config.logger, "scheduler").exception(
+                "Cleanup of the data store %r failed", alias
+            )

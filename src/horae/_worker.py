@@ -34,6 +34,7 @@ from ._exceptions import (
     JobResultNotReady,
     TaskLookupError,
 )
+from ._logging import job_fields
 from ._structures import Job, JobResult
 from ._tasks import TaskCache, TaskRegistry
 from ._wakeup import Backoff, Wakeup, earliest, wait_for_event
@@ -133,6 +134,15 @@ async def _lookup_result(config: SchedulerConfig, job_id: UUID) -> JobResult | N
     if not pending:
         raise JobLookupError(job_id)
     return None
+
+
+def _fields(job: Job) -> dict[str, Any]:
+    return job_fields(
+        job_id=job.id,
+        schedule_id=job.schedule_id,
+        task_id=job.task_id,
+        fire_time=job.scheduled_fire_time,
+    )
 
 
 @attrs.define(eq=False)
@@ -261,7 +271,7 @@ class Worker:
             except Exception as exc:
                 # Not the job's own exception (that is in the result): the store failed
                 # while looking up its task. Record it rather than crash the worker.
-                self._logger.exception("Could not run job %s", job.id)
+                self._logger.exception("Could not run job %s", job.id, extra=_fields(job))
                 result = self._result(job, JobOutcome.error, started_at, exception=exc)
             except BaseException as exc:
                 # Cancelled from outside (the scheduler's task group is going away), or
@@ -354,16 +364,33 @@ class Worker:
     async def _release(self, store: DataStore, running: _RunningJob, result: JobResult) -> None:
         if running.lease_lost:
             return  # another node owns the job now; its outcome is theirs to record
+        fields = _fields(running.job)
+        if result.outcome is JobOutcome.error and result.exception is not None:
+            self._logger.error(
+                "Job %s of task %r raised %s: %s",
+                result.job_id,
+                result.task_id,
+                result.exception_type,
+                result.exception_message,
+                exc_info=result.exception,
+                extra=fields,
+            )
+        elif self._logger.isEnabledFor(logging.DEBUG):
+            self._logger.debug(
+                "Job %s of task %r ended: %s", result.job_id, result.task_id, result.outcome,
+                extra=fields,
+            )  # fmt: skip
         try:
             released = await store.release_job(self._identity, result)
         except Exception:
             # The lease will expire and the job will end as abandoned elsewhere.
-            self._logger.exception("Could not release job %s", result.job_id)
+            self._logger.exception("Could not release job %s", result.job_id, extra=fields)
             return
         if not released:
             self._logger.warning(
                 "Job %s finished after its lease was taken over; its result was discarded",
                 result.job_id,
+                extra=fields,
             )
 
     # ---- leases and shutdown ----------------------------------------------------------
@@ -397,7 +424,9 @@ class Worker:
                 # there): stop running it, and do not release it.
                 lost = self._running.get(job_id)
                 if lost is not None:
-                    self._logger.warning("Lost the lease of job %s; cancelling it", job_id)
+                    self._logger.warning(
+                        "Lost the lease of job %s; cancelling it", job_id, extra=_fields(lost.job)
+                    )
                     lost.lease_lost = True
                     lost.scope.cancel()
 

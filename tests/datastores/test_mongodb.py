@@ -9,6 +9,7 @@ a document on purpose.
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import re
@@ -16,6 +17,7 @@ import socket
 import sys
 import time
 import uuid
+import warnings
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -162,6 +164,18 @@ def record(broker: LocalEventBroker) -> list[Event]:
     return events
 
 
+def forget_leaked_sockets() -> None:
+    """Collect the socket of a server check that closing a client cancelled mid-connect.
+
+    pymongo (4.20) closes that socket only on ``OSError``, not on cancellation, so a
+    client closed right after a failed start can leak one; it is collected here, where
+    that is expected, rather than failing whichever test the garbage collector runs in.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        gc.collect()
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -237,6 +251,7 @@ async def test_unreachable_server_fails_fast_naming_the_host(broker: LocalEventB
     ) as info:
         await store.start(broker, LOGGER)
     assert time.monotonic() - started < 3
+    forget_leaked_sockets()
     assert "s3cret" not in str(info.value)
     assert "check the URI and that the server is running" in str(info.value)
     assert "s3cret" not in repr(store)
@@ -256,6 +271,7 @@ async def test_standalone_server_is_refused(broker: LocalEventBroker) -> None:
         )
         with pytest.raises(DataStoreError, match=re.escape(message)):
             await store.start(broker, LOGGER)
+        forget_leaked_sockets()
     finally:
         server.stop()
 

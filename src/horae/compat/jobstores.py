@@ -244,14 +244,16 @@ class MongoDBJobStore(BaseJobStore):
                 host = f"{host}:{int(port)}"
             uri = f"mongodb://{credentials}{host}/"
         if options:
-            values = {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in options.items()}
+            values = {
+                k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in options.items()
+            }
             uri += ("&" if "?" in uri else "?") + urlencode(values)
         return uri
 
     def _make_data_store(self) -> DataStore:
         from horae.datastores.mongodb import MongoDBDataStore
 
-        target = self._client if self._client is not None else self.uri
+        target: Any = self._client if self._client is not None else self.uri
         serializer = PickleSerializer(self.pickle_protocol)
         return MongoDBDataStore(target, self.database, serializer=serializer)
 

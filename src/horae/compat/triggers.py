@@ -171,9 +171,13 @@ class CronTrigger(BaseTrigger):
         jitter: float | None = None,
     ) -> None:
         given = dict(
-            zip(_CRON_FIELDS, (year, month, day, week, day_of_week, hour, minute, second))
+            zip(
+                _CRON_FIELDS,
+                (year, month, day, week, day_of_week, hour, minute, second),
+                strict=True,
+            )
         )
-        fields = {name: value for name, value in given.items() if value is not None}
+        fields: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
         trigger = _HoraeCron(
             **(fields or {"second": "*"}),
             start_time=start_date,
@@ -345,7 +349,11 @@ class DateTrigger(BaseTrigger):
     __slots__ = ()
 
     def __init__(self, run_date: _AnyDate = None, timezone: tzinfo | str | None = None) -> None:
-        self._setup(_HoraeDate(run_date, timezone=as_zone(timezone)), None, None)
+        # An aware run_date keeps its own zone (the timezone is for naive ones), as in
+        # APScheduler 3.
+        aware = isinstance(run_date, datetime) and run_date.utcoffset() is not None
+        zone = None if aware else as_zone(timezone)
+        self._setup(_HoraeDate(run_date, timezone=zone), None, None)
 
     @property
     def run_date(self) -> datetime:

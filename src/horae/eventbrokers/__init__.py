@@ -13,6 +13,8 @@ from ._base import Subscription as Subscription
 
 if TYPE_CHECKING:
     from .local import LocalEventBroker as LocalEventBroker
+    from .postgres import PostgresEventBroker as PostgresEventBroker
+    from .redis import RedisEventBroker as RedisEventBroker
 
 _LAZY = {
     "LocalEventBroker": ".local",

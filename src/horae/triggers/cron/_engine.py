@@ -27,10 +27,8 @@ from ._zones import Wall, Window, ZoneTable
 #: The calendar (days, weekdays, ISO weeks) repeats every 400 years exactly, so a date
 #: pattern that matches in no year of one 400-year cycle never matches.
 _CYCLE = 400
-_MAX_CACHED_MONTHS = 4096
-_EVERY_DAY = {
-    length: (1, *range(1, length + 1), *(-1,) * (32 - length)) for length in (28, 29, 30, 31)
-}
+_MAX_CACHED_MONTHS = 2048  # 170 years of months; each entry is a shared table
+_DAYS_IN_MONTH = (0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 _SATURDAY, _SUNDAY = 5, 6
 
 
@@ -59,6 +57,7 @@ class Plan:
         "_month_days",
         "_or_rule",
         "_second",
+        "_shapes",
         "_weeks",
         "_years",
         "wall_clock",
@@ -89,6 +88,7 @@ class Plan:
         )
         self._dow_last = tuple(convert(term.start) for term in dow_terms if term.kind == "last_of")
         self._month_days: dict[int, tuple[int, ...]] = {}
+        self._shapes: dict[int, tuple[int, ...]] = {}
         self._check_satisfiable(fields)
 
     def _check_satisfiable(self, fields: Mapping[str, str]) -> None:
@@ -173,30 +173,41 @@ class Plan:
 
     def _days_of(self, y: int, month: int) -> tuple[int, ...]:
         """The next-matching-day table of a month (memoized: the fields are fixed)."""
-        first, length = calendar.monthrange(y, month)
-        if self._dom_any and self._dow_any and self._weeks is None:
-            days = _EVERY_DAY[length]
+        first = date(y, month, 1).weekday()
+        length = _DAYS_IN_MONTH[month] + (month == 2 and calendar.isleap(y))
+        if self._weeks is None:
+            # Without ISO weeks a month's matching days depend only on its length and
+            # the weekday it starts on: at most 28 shapes, shared by all the years.
+            shape = first * 32 + length
+            days = self._shapes.get(shape)
+            if days is None:
+                days = self._shapes[shape] = _next_table(self._matching_days(first, length), 33)
         else:
-            by_day = None if self._dom_any else self._day_of_month(first, length)
-            by_weekday = None if self._dow_any else self._day_of_week(first, length)
-            if by_day is None or by_weekday is None:
-                chosen = by_day if by_weekday is None else by_weekday
-                if chosen is None:
-                    chosen = set(range(1, length + 1))
-            elif self._or_rule:
-                chosen = by_day | by_weekday
-            else:
-                chosen = by_day & by_weekday
             weeks = self._weeks
-            if weeks is not None:
-                chosen = {day for day in chosen if date(y, month, day).isocalendar()[1] in weeks}
-            days = _next_table(tuple(chosen), 33)
+            chosen = self._matching_days(first, length)
+            days = _next_table(
+                tuple(day for day in chosen if date(y, month, day).isocalendar()[1] in weeks), 33
+            )
         month_days = self._month_days
         if len(month_days) >= _MAX_CACHED_MONTHS:
             # a new dict rather than clear(): a concurrent reader keeps a whole one
             month_days = self._month_days = {}
         month_days[y * 16 + month] = days
         return days
+
+    def _matching_days(self, first: int, length: int) -> tuple[int, ...]:
+        """The days (1..length) of a month starting on weekday *first* that match."""
+        by_day = None if self._dom_any else self._day_of_month(first, length)
+        by_weekday = None if self._dow_any else self._day_of_week(first, length)
+        if by_day is None or by_weekday is None:
+            chosen = by_day if by_weekday is None else by_weekday
+            if chosen is None:
+                return tuple(range(1, length + 1))
+        elif self._or_rule:
+            chosen = by_day | by_weekday
+        else:
+            chosen = by_day & by_weekday
+        return tuple(sorted(chosen))
 
     def _day_of_month(self, first: int, length: int) -> set[int]:
         days: set[int] = set()
@@ -273,7 +284,7 @@ def _last_weekday(weekday: int, first: int, length: int) -> int:
     return length - (first + length - 1 - weekday) % 7
 
 
-@lru_cache(maxsize=1024)
+@lru_cache(maxsize=256)
 def compile_plan(fields: tuple[tuple[str, str], ...], crontab: bool) -> Plan:
     """The shared plan of a schedule: a thousand equal triggers share one plan and its
     memoized month tables."""
@@ -284,19 +295,30 @@ def next_fire(plan: Plan, table: ZoneTable | None, local: datetime) -> datetime 
     """The first fire time strictly after the instant *local* (aware, in the trigger's
     zone with ``fold`` set as ``astimezone`` sets it), or ``None``.
 
-    DST, as Debian cron does it (and cronsim reproduces it): a schedule whose minute or
-    hour field starts with ``*`` runs on elapsed time, so it fires at every instant whose
-    wall time matches: a skipped wall time never fires and a repeated one fires twice.
-    Any other schedule names wall-clock times and fires once per matching wall time: a
-    skipped one at the first instant after the gap (it would otherwise be lost for the
-    day), a repeated one at its first occurrence only (it would otherwise run twice).
+    DST follows Debian cron (as cronsim reproduces it).
+
+    * A schedule whose minute or hour field starts with ``*`` says "every so often", so
+      it runs on elapsed time: it fires at every instant whose wall time matches. A
+      skipped wall time never happens, so it never fires; a repeated one happens twice
+      and fires twice. Searching wall times in order is then wrong only around a fold,
+      where the clock revisits wall times that are smaller than the one it just showed:
+      after the first pass through a repeated span comes the whole span again.
+    * Any other schedule names wall-clock times ("at 02:30"), and users expect each to
+      run once a day: a skipped one at the first instant after the gap (otherwise the
+      job is lost for the day), a repeated one at its first occurrence only (otherwise
+      it runs twice). Then the search is in wall time throughout; only an *after* in the
+      second pass of a fold must skip ahead, since the wall times up to the end of the
+      span already fired on the first pass.
     """
     tz = local.tzinfo
     y, mo, d = local.year, local.month, local.day
     h, mi, s = local.hour, local.minute, local.second
     if table is None:  # a fixed offset: wall times and instants correspond one to one
         found = plan.next_wall(y, mo, d, h, mi, s + 1)
-        return None if found is None else datetime(*found, 0, tz)  # noqa: DTZ001 (positional tz: 3x faster)
+        # positional tzinfo: three times faster than the keyword (hence the noqa)
+        return None if found is None else datetime(*found, 0, tz)  # noqa: DTZ001
+    # Most days have no odd wall times: one dict probe per day settles that (the table
+    # is filled a year at a time, marked by the key y * 512).
     cells = table.cells
     window = None
     if y * 512 + mo * 32 + d in cells or y * 512 not in cells:
@@ -307,22 +329,21 @@ def next_fire(plan: Plan, table: ZoneTable | None, local: datetime) -> datetime 
         y, mo, d = local.year, local.month, local.day
         h, mi, s = local.hour, local.minute, local.second
         window = table.window_at(y, mo, d, h, mi, s)
-    if plan.wall_clock:
-        if window is not None and local.fold:
-            # After the second pass through a repeated span: its wall times fired on the
-            # first pass, so the search resumes where the span ends.
-            found = plan.next_wall(*window.end)
-        else:
-            found = plan.next_wall(y, mo, d, h, mi, s + 1)
-        if found is None:
-            return None
-        y, mo, d = found[0], found[1], found[2]
-        if y * 512 + mo * 32 + d in cells or y * 512 not in cells:
-            span = table.window_at(*found)
-            if span is not None and span.gap:
-                return span.end_time  # 02:30 in a 02:00 -> 03:00 jump fires at 03:00
-        return datetime(*found, 0, tz)  # noqa: DTZ001 (positional tz: 3x faster)  # fold=0: the first occurrence of a repeated time
-    return _next_elapsed(plan, table, (y, mo, d, h, mi, s + 1), local.fold, window)
+    if not plan.wall_clock:
+        return _next_elapsed(plan, table, (y, mo, d, h, mi, s + 1), local.fold, window)
+    if window is not None and local.fold:
+        found = plan.next_wall(*window.end)  # skip what fired on the first pass
+    else:
+        found = plan.next_wall(y, mo, d, h, mi, s + 1)
+    if found is None:
+        return None
+    y, mo, d = found[0], found[1], found[2]
+    if y * 512 + mo * 32 + d in cells or y * 512 not in cells:
+        span = table.window_at(*found)
+        if span is not None and span.gap:
+            return span.end_time  # 02:30 in a 02:00 -> 03:00 jump fires at 03:00
+    # fold=0 is the first occurrence of a repeated wall time
+    return datetime(*found, 0, tz)  # noqa: DTZ001
 
 
 def _next_elapsed(
@@ -333,12 +354,12 @@ def _next_elapsed(
         # Inside a repeated span: first the rest of the current pass ...
         found = plan.next_wall(*start)
         if found is not None and found < window.end:
-            return datetime(*found, 0, tz, fold=fold)  # noqa: DTZ001 (positional tz)
+            return datetime(*found, 0, tz, fold=fold)  # noqa: DTZ001
         if not fold:
             # ... then, after the clock goes back, the whole span once more.
             found = plan.next_wall(*window.start)
             if found is not None and found < window.end:
-                return datetime(*found, 0, tz, fold=1)  # noqa: DTZ001 (positional tz)
+                return datetime(*found, 0, tz, fold=1)  # noqa: DTZ001
         start = window.end
     while True:
         found = plan.next_wall(*start)
@@ -346,5 +367,6 @@ def _next_elapsed(
             return None
         span = table.window_at(*found)
         if span is None or not span.gap:
-            return datetime(*found, 0, tz)  # noqa: DTZ001 (positional tz: 3x faster)  # a repeated time: its first pass comes first
+            # a repeated wall time: its first pass (fold=0) comes first
+            return datetime(*found, 0, tz)  # noqa: DTZ001
         start = span.end  # skipped wall times never happen
