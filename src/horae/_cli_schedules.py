@@ -129,9 +129,9 @@ def run_schedules(args: argparse.Namespace) -> int:
     if getattr(args, "upcoming", 0) < 0:
         raise CommandError(f"-n/--upcoming must not be negative, got {args.upcoming}", 2)
     parsed = parse_store_url(args.store)
-    check_openable(parsed)
     tz = as_timezone(args.tz, name="--tz")
     until = _pause_until(args, tz)
+    check_openable(parsed)
     return anyio.run(_run_action, args, parsed, tz, until)
 
 

@@ -52,9 +52,10 @@ class ConflictingIdError(HoraeError, KeyError):
 class _IdLookupError(HoraeError, LookupError):
     _what = "object"
 
-    def __init__(self, id: Any) -> None:
-        super().__init__(id)
-        self.id = id
+    def __init__(self, object_id: Any) -> None:
+        super().__init__(object_id)
+        #: the id that was not found
+        self.id = object_id
 
     def __str__(self) -> str:
         return f"no {self._what} with the id {self.id!r} was found"

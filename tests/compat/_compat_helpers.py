@@ -12,6 +12,7 @@ safely, and the services (Redis, MongoDB, PostgreSQL), each test in its own name
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import os
 import threading
@@ -146,24 +147,30 @@ def redis_keys(conf: dict[str, Any], prefix: str) -> list[bytes]:
 # ---- MongoDB ----------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
-def compat_mongodb_uri() -> Iterator[str]:
-    """A MongoDB-wire server that runs transactions, for the whole session."""
-    configured = os.environ.get("HORAE_MONGODB_URI")
-    if configured:
-        yield configured
-        return
-    from secantus import SecantusDBServer
+_SHARED_SERVER: list[Any] = []
 
-    server = SecantusDBServer(host="127.0.0.1", port=0, storage_path=":memory:")
-    try:
-        server.start()
-    except OSError as exc:  # pragma: no cover - depends on the machine
-        require_service("MongoDB", f"cannot start an in-process SecantusDB server: {exc}")
-    try:
-        yield str(server.uri)
-    finally:
-        server.stop()
+
+def _in_process_mongodb() -> str:
+    """One in-process SecantusDB server for every test module of the session (it takes
+    about a second to start and two to stop), stopped when the process exits."""
+    if not _SHARED_SERVER:
+        from secantus import SecantusDBServer
+
+        server = SecantusDBServer(host="127.0.0.1", port=0, storage_path=":memory:")
+        try:
+            server.start()
+        except OSError as exc:  # pragma: no cover - depends on the machine
+            require_service("MongoDB", f"cannot start an in-process SecantusDB server: {exc}")
+        atexit.register(server.stop)
+        _SHARED_SERVER.append(server)
+    return str(_SHARED_SERVER[0].uri)
+
+
+@pytest.fixture(scope="session")
+def compat_mongodb_uri() -> str:
+    """A MongoDB-wire server that runs transactions: ``HORAE_MONGODB_URI``, or the
+    shared in-process one."""
+    return os.environ.get("HORAE_MONGODB_URI") or _in_process_mongodb()
 
 
 @pytest.fixture

@@ -33,7 +33,7 @@ if sys.argv[1] == "atexit":
     atexit.register(lambda: (sched.shutdown(), print("closed", sched.state, flush=True)))
     sched.add_job(ready)
     sched.start()
-    time.sleep(1)
+    time.sleep(0.5)
     sys.exit(0)
 
 sched = BlockingScheduler()
@@ -75,7 +75,12 @@ def test_signals_and_atexit_end_the_scheduler_cleanly() -> None:
                 time.sleep(0.2)  # let start() reach its wait
                 process.send_signal(signum)
         for mode, process in processes.items():
-            out, err = process.communicate(timeout=30)
+            assert process.stdout is not None
+            assert process.stderr is not None
+            process.wait(timeout=30)
+            # through the same buffered stream as readline() above (communicate() would
+            # read the raw pipe and miss what readline() has buffered already)
+            out, err = process.stdout.read(), process.stderr.read()
             _, expected, code = cases[mode]
             assert ["ready", *out.split("\n")[:-1]] == expected, (mode, err)
             assert process.returncode == code, (mode, err)
@@ -85,6 +90,9 @@ def test_signals_and_atexit_end_the_scheduler_cleanly() -> None:
             if process.poll() is None:
                 process.kill()
                 process.wait()
+            for stream in (process.stdout, process.stderr):
+                if stream is not None:
+                    stream.close()
 
 
 def test_jobs_run_in_a_process_pool() -> None:

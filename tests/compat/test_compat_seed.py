@@ -73,7 +73,7 @@ def test_the_fixed_seed_runs_for_four_seconds(
         assert missed.scheduled_run_time == datetime(2019, 6, 28, 18, 9, tzinfo=sched.timezone)
         recorder.wait_for(EVENT_JOB_REMOVED, job_id="date_job")  # its trigger is done
         (ran,) = recorder.wait_for(EVENT_JOB_EXECUTED, job_id="interval_job", timeout=4.0)
-        assert 2.8 <= recorder.time_of(ran) - started <= 3.8
+        assert 2.8 <= recorder.time_of(ran) - started <= 4.1  # every 3 s: once, at ~3 s
         time.sleep(max(0.0, started + 4.2 - time.monotonic()))
         cron = sched.get_job("cron_job")
         assert cron is not None

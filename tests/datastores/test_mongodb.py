@@ -22,7 +22,6 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
-from uuid import UUID
 
 import anyio
 import attrs
@@ -515,25 +514,26 @@ async def test_store_rides_out_a_real_server_outage(
         store = MongoDBDataStore(server.uri, "outage", server_selection_timeout=0.5)
         async with Started(store, broker):
             await store.add_task(TASK)
-            for number in range(10):
+            for number in range(5):
                 await store.add_schedule(schedule(f"s{number:02}"), ConflictPolicy.exception)
+            back = anyio.Event()
 
             async def outage() -> None:
                 await anyio.sleep(0.3)
                 await anyio.to_thread.run_sync(server.stop)
                 await anyio.sleep(1.5)
                 await anyio.to_thread.run_sync(server.start)
+                back.set()
 
             with caplog.at_level(logging.WARNING, LOGGER.name):
                 async with anyio.create_task_group() as group:
                     group.start_soon(outage)
-                    started = time.monotonic()
-                    step = 0
-                    # keep going until the outage is over and some steps ran after it
-                    while step < 20 or time.monotonic() - started < 2.5:
+                    step = after = 0
+                    # keep going until the server is back and some steps ran after it
+                    while after < 3:
                         await run_loop(store, "node", T0 + step * INTERVAL)
                         step += 1
-                        await anyio.sleep(0.02)
+                        after += back.is_set()
             assert any("retrying in" in r.getMessage() for r in caplog.records)
             expected = await expected_fires(store, T0, INTERVAL)
             assert await store.get_jobs() == []  # every job ran
@@ -544,7 +544,7 @@ async def test_store_rides_out_a_real_server_outage(
             admin.close()
         assert len(stored) == len(set(stored))  # no fire time made two jobs
         assert set(stored) == expected  # and none was lost
-        assert len(expected) >= 10 * 20
+        assert len(expected) == 5 * step
     finally:
         server.stop()
 
@@ -599,11 +599,9 @@ async def test_two_processes_make_each_fire_exactly_once(
             assert first + count * RACE_INTERVAL == s.next_fire_time
             expected |= {(s.id, first + k * RACE_INTERVAL) for k in range(count)}
         assert {(sid, from_epoch_us(us)) for sid, us in created} == expected  # no gaps
-        assert len(expected) > 400
-        stored = fires_of(admin[database])
-        assert len(stored) == len(set(stored))
-        assert set(stored) == expected
-        for job_id in ran:
-            result = await store.get_job_result(UUID(job_id))
-            assert result is not None
-            assert result.outcome is JobOutcome.success
+        assert len(expected) >= 100  # real work; how much depends on the machine
+    stored = fires_of(admin[database])
+    assert len(stored) == len(set(stored))  # the store holds one job per fire time
+    assert set(stored) == expected
+    results = admin[database]["job_results"].find({}, {"outcome": 1})
+    assert sorted(str(doc["_id"]) for doc in results if doc["outcome"] == "success") == sorted(ran)

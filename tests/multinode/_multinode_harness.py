@@ -16,6 +16,7 @@ workload, and counting what ran.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import json
 import os
@@ -25,17 +26,23 @@ import statistics
 import subprocess
 import sys
 import time
+import uuid
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import anyio
+import asyncpg  # type: ignore[import-untyped]
 import attrs
 from _multinode_jobs import LOG_VARIABLE
 from _multinode_node import make_store
+from pymongo import AsyncMongoClient, MongoClient
+from pymongo.errors import PyMongoError
+from redis.asyncio import Redis
 
+from conftest import require_service
 from horae import AsyncScheduler, CoalescePolicy
 from horae.triggers import DateTrigger, IntervalTrigger, Trigger
 
@@ -77,6 +84,162 @@ class Backend:
     store: dict[str, Any]
     broker: dict[str, Any]
     namespace: str
+
+    @property
+    def store_kind(self) -> str:
+        return str(self.store["kind"])
+
+    @property
+    def broker_kind(self) -> str:
+        return str(self.broker["kind"])
+
+    @property
+    def shared_broker(self) -> bool:
+        """Whether every node receives every node's events."""
+        return self.broker_kind != "local"
+
+
+def _with_query(dsn: str, **settings: str) -> str:
+    query = "&".join(f"{key}={value}" for key, value in settings.items())
+    return f"{dsn}{'&' if '?' in dsn else '?'}{query}"
+
+
+@contextlib.asynccontextmanager
+async def open_backend(
+    name: str, directory: Path, mongodb_uri: Callable[[], str]
+) -> AsyncIterator[Backend]:
+    """A :class:`Backend` named ``"<store>+<broker>"`` in a fresh namespace, dropped
+    (with everything in it) afterwards. An unreachable service skips the test (fails
+    it in CI) through ``require_service``.
+
+    PostgreSQL runs with ``synchronous_commit=off``: these tests kill scheduler
+    processes, never the server, so waiting for an fsync per commit would only cost
+    time. Its connections are named ``application_name=<namespace>`` (the broker's
+    listener ``"<namespace> listener"``), so a test can find and kill its own.
+    """
+    store_kind, _, broker_kind = name.partition("+")
+    namespace = f"horae_mn_{uuid.uuid4().hex[:10]}"
+    broker: dict[str, Any] = {"kind": "local"}
+    if store_kind == "sqlite":
+        yield Backend(
+            name, {"kind": "sqlite", "path": str(directory / "store.db")}, broker, namespace
+        )
+    elif store_kind == "postgres":
+        async with _postgres_schema(namespace):
+            dsn = _with_query(POSTGRES_DSN, synchronous_commit="off", application_name=namespace)
+            if broker_kind == "postgres":
+                broker = {
+                    "kind": "postgres",
+                    "dsn": dsn,
+                    "channel": namespace,
+                    "schema": namespace,
+                }
+            store = {"kind": "postgres", "dsn": dsn, "schema": namespace}
+            yield Backend(name, store, broker, namespace)
+    elif store_kind == "redis":
+        async with _redis_prefix(namespace):
+            if broker_kind == "redis":
+                broker = {"kind": "redis", "url": REDIS_URL, "channel": namespace}
+            store = {"kind": "redis", "url": REDIS_URL, "prefix": namespace}
+            yield Backend(name, store, broker, namespace)
+    elif store_kind == "mongodb":
+        uri = mongodb_uri()
+        async with _mongodb_database(uri, namespace):
+            store = {"kind": "mongodb", "uri": uri, "database": namespace}
+            yield Backend(name, store, broker, namespace)
+    else:
+        raise ValueError(f"unknown backend {name!r}")
+
+
+@contextlib.asynccontextmanager
+async def _postgres_schema(schema: str) -> AsyncIterator[None]:
+    try:
+        conn = await asyncpg.connect(POSTGRES_DSN, timeout=5)
+    except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
+        require_service("PostgreSQL", f"cannot connect to {POSTGRES_DSN}: {exc}")
+    try:
+        yield
+    finally:
+        await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        await conn.close()
+
+
+@contextlib.asynccontextmanager
+async def _redis_prefix(prefix: str) -> AsyncIterator[None]:
+    client = Redis.from_url(REDIS_URL)
+    try:
+        await client.ping()
+    except Exception as exc:
+        await client.aclose()
+        require_service("Redis", f"cannot reach {REDIS_URL}: {exc}")
+    try:
+        yield
+    finally:
+        # SCAN, never KEYS or FLUSHALL: the server is shared
+        keys = [key async for key in client.scan_iter(match=f"{prefix}:*", count=1000)]
+        for start in range(0, len(keys), 500):
+            await client.delete(*keys[start : start + 500])
+        await client.aclose()
+
+
+@contextlib.asynccontextmanager
+async def _mongodb_database(uri: str, database: str) -> AsyncIterator[None]:
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(uri)
+    try:
+        yield
+    finally:
+        await client.drop_database(database)
+        await client.close()
+
+
+def _answers_as_replica_set(uri: str, timeout: float) -> bool:
+    client: MongoClient[dict[str, Any]] = MongoClient(
+        uri, serverSelectionTimeoutMS=int(timeout * 1000), connectTimeoutMS=int(timeout * 1000)
+    )
+    try:
+        hello = client.admin.command("hello")
+    except PyMongoError:
+        return False
+    finally:
+        client.close()
+    return bool(hello.get("setName")) or hello.get("msg") == "isdbgrid"
+
+
+@contextlib.contextmanager
+def mongodb_server() -> Iterator[str]:
+    """The URI of a MongoDB-wire server that runs transactions: ``HORAE_MONGODB_URI``,
+    else a replica set at 127.0.0.1:27017, else a SecantusDB server started in a
+    process of its own (``_multinode_mongod.py``) and stopped afterwards."""
+    configured = os.environ.get("HORAE_MONGODB_URI")
+    if configured:
+        if not _answers_as_replica_set(configured, 5.0):
+            require_service("MongoDB", f"{configured!r} does not answer as a replica set")
+        yield configured
+        return
+    default = "mongodb://127.0.0.1:27017"
+    if _answers_as_replica_set(default, 0.5):
+        yield default
+        return
+    server = subprocess.Popen(
+        [sys.executable, str(MONGOD_SCRIPT)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        preexec_fn=_die_with_parent,
+    )
+    try:
+        assert server.stdout is not None
+        uri = server.stdout.readline().decode().strip()
+        if not uri:
+            require_service("MongoDB", "the SecantusDB server did not start")
+        yield uri
+    finally:
+        server.terminate()
+        try:
+            server.wait(10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
 
 
 # ---- node processes ------------------------------------------------------------------
@@ -142,37 +305,36 @@ class Cluster:
         stderr = self.directory / f"{identity}.stderr"
         env = {**os.environ, LOG_VARIABLE: str(jobs)}
         with stderr.open("wb") as err:
-            process = subprocess.Popen(  # noqa: ASYNC220 - returns at once
+            process = subprocess.Popen(
                 [sys.executable, str(NODE_SCRIPT), str(config_path)],
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=err,
                 env=env,
                 cwd=HERE,
-                preexec_fn=_die_with_parent,  # noqa: PLW1509 - no threads run user code here
+                preexec_fn=_die_with_parent,
             )
         node = Node(identity, process, Path(config["events"]), jobs, stderr)
         self.nodes[identity] = node
         return node
 
-    async def wait_ready(self, timeout: float = 30.0) -> None:
+    async def wait_ready(self, seconds: float = 45.0) -> None:
         """Wait until every node started so far logged ``ready``."""
-        with anyio.fail_after(timeout):
-            while True:
-                waiting = [
-                    node
-                    for node in self.nodes.values()
-                    if not any(line["kind"] == "ready" for line in read_lines(node.events))
-                ]
-                if not waiting:
-                    return
-                for node in waiting:
+
+        def ready() -> bool:
+            for node in self.nodes.values():
+                if not any(line["kind"] == "ready" for line in read_lines(node.events)):
                     if node.process.poll() is not None:
                         raise AssertionError(
                             f"{node.identity} exited with {node.process.returncode} before "
                             f"it was ready:\n{self.stderr_tail(node)}"
                         )
-                await anyio.sleep(0.05)
+                    return False
+            return True
+
+        assert await poll_until(ready, seconds=seconds), (
+            f"nodes not ready within {seconds} s\n{self.describe()}"
+        )
 
     def kill(self, identity: str) -> float:
         """``kill -9`` the node; return the monotonic time of the kill."""
@@ -182,17 +344,17 @@ class Cluster:
         node.process.wait()
         return time.monotonic()
 
-    async def stop(self, timeout: float = 20.0) -> None:
+    async def stop(self, seconds: float = 20.0) -> None:
         """Stop every live node gracefully (SIGTERM) and check each exited cleanly."""
         live = [node for node in self.nodes.values() if node.process.poll() is None]
         for node in live:
             node.process.send_signal(signal.SIGTERM)
-        with anyio.move_on_after(timeout):
-            while any(node.process.poll() is None for node in live):
-                await anyio.sleep(0.05)
+        await poll_until(
+            lambda: all(node.process.poll() is not None for node in live), seconds=seconds
+        )
         stuck = [node.identity for node in live if node.process.poll() is None]
         self.close()
-        assert not stuck, f"nodes did not stop within {timeout} s: {stuck}\n{self.describe()}"
+        assert not stuck, f"nodes did not stop within {seconds} s: {stuck}\n{self.describe()}"
         failed = {
             node.identity: node.process.returncode
             for node in self.nodes.values()
@@ -332,8 +494,7 @@ class Tally:
         return cls(
             runs=Counter((line["schedule"], line["fire"]) for line in starts),
             lateness=[
-                line["wall"] - datetime.fromisoformat(line["fire"]).timestamp()
-                for line in starts
+                line["wall"] - datetime.fromisoformat(line["fire"]).timestamp() for line in starts
             ],
             by_node=Counter(line["node"] for line in starts),
         )
@@ -369,11 +530,24 @@ def expected_runs(plans: Sequence[Plan]) -> set[tuple[str, str]]:
 
 
 async def wait_for_runs(
-    cluster: Cluster, expected: set[tuple[str, str]], timeout: float
+    cluster: Cluster, expected: set[tuple[str, str]], *, seconds: float
 ) -> Tally:
-    """Wait until every expected run was recorded (or *timeout* passed); return the
+    """Wait until every expected run was recorded (or *seconds* passed); return the
     tally as it is then."""
-    with anyio.move_on_after(timeout):
-        while Tally.of(cluster.job_lines()).missing(expected):
-            await anyio.sleep(0.25)
+    await poll_until(
+        lambda: not Tally.of(cluster.job_lines()).missing(expected), seconds=seconds, interval=0.25
+    )
     return Tally.of(cluster.job_lines())
+
+
+async def poll_until(
+    condition: Callable[[], bool], *, seconds: float, interval: float = 0.05
+) -> bool:
+    """Check *condition* every *interval* seconds until it holds (True) or *seconds*
+    have passed (False). Polling, because what the tests wait for happens in other
+    processes (files they write, their exit) and nothing there can set an event here."""
+    with anyio.move_on_after(seconds):
+        while not condition():  # noqa: ASYNC110 - see the docstring
+            await anyio.sleep(interval)
+        return True
+    return False

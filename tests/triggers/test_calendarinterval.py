@@ -172,7 +172,21 @@ def test_default_start_date_is_today_in_the_zone() -> None:
     trigger = CalendarIntervalTrigger(days=1, timezone="UTC")
     after = datetime.now(UTC).date()  # noqa: TID251
     assert trigger.start_date in (before, after)
-    assert trigger.next() == datetime.combine(trigger.start_date, time(), tzinfo=UTC)
+    # today's 00:00 had passed when the trigger was made: the first fire is tomorrow's
+    tomorrow = trigger.start_date + timedelta(days=1)
+    assert trigger.next() == datetime.combine(tomorrow, time(), tzinfo=UTC)
+
+
+def test_default_start_date_keeps_a_fire_time_of_today_that_is_still_ahead() -> None:
+    made = datetime.now(UTC)  # noqa: TID251 - brackets the trigger's clock read
+    trigger = CalendarIntervalTrigger(days=1, hour=23, minute=59, second=59, timezone="UTC")
+    first = trigger.next()
+    assert first is not None
+    assert first >= made
+    assert first - made <= timedelta(days=1)
+    assert (first.hour, first.minute, first.second) == (23, 59, 59)
+    # the construction time survives a state round trip, so next(None) does too
+    assert Trigger.from_state(trigger.to_state()).next() == first
 
 
 @pytest.mark.parametrize(

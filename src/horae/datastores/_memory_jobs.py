@@ -37,6 +37,7 @@ from uuid import UUID
 import attrs
 
 from horae._structures import Job
+from horae._wallclock import to_utc
 from horae.datastores._memory_schedules import LEASE_EPSILON
 
 _GroupKey = tuple[str, "str | None", "int | None"]
@@ -112,11 +113,11 @@ class JobQueue:
         if group is None:
             group = self._groups[key] = _Group(key)
         old_head = group.heap[0] if group.heap else None
-        heapq.heappush(group.heap, (job.start_time, seq, job.id))
+        heapq.heappush(group.heap, (to_utc(job.start_time), seq, job.id))
         if group.parked_on is None and group.heap[0] != old_head:
             self._activate(group)
         if job.start_deadline is not None:
-            heapq.heappush(self._deadlines, (job.start_deadline, seq, job.id))
+            heapq.heappush(self._deadlines, (to_utc(job.start_deadline), seq, job.id))
         self._compact()
         return job
 
@@ -211,7 +212,7 @@ class JobQueue:
         if job.schedule_id is not None:
             self._running_by_schedule.setdefault(job.schedule_id, set()).add(job.id)
         assert job.acquired_until is not None
-        heapq.heappush(self._leases, (job.acquired_until, self._seqs[job.id], job.id))
+        heapq.heappush(self._leases, (to_utc(job.acquired_until), self._seqs[job.id], job.id))
         return job
 
     def _end_lapsed_leases(self, now: datetime) -> list[Job]:
@@ -278,7 +279,7 @@ class JobQueue:
             if job is None or job.acquired_by != scheduler_id:
                 continue
             self._jobs[job_id] = attrs.evolve(job, acquired_until=acquired_until)
-            heapq.heappush(self._leases, (acquired_until, self._seqs[job_id], job_id))
+            heapq.heappush(self._leases, (to_utc(acquired_until), self._seqs[job_id], job_id))
             held.add(job_id)
         self._compact()
         return held

@@ -28,6 +28,7 @@ from itertools import count
 import attrs
 
 from horae._structures import Job, Schedule
+from horae._wallclock import to_utc
 from horae.datastores._base import ScheduleUpdate
 
 #: A lease is live while ``acquired_until >= now``; the first instant it counts as lapsed
@@ -132,12 +133,16 @@ class ScheduleIndex:
         schedule = slot.schedule
         if schedule.paused:
             if schedule.paused_until is not None:
-                heapq.heappush(self._paused, (schedule.paused_until, schedule.id, slot.version))
+                heapq.heappush(
+                    self._paused, (to_utc(schedule.paused_until), schedule.id, slot.version)
+                )
         elif schedule.acquired_by is not None and not slot.lapsed:
             assert schedule.acquired_until is not None
-            heapq.heappush(self._leased, (schedule.acquired_until, schedule.id, slot.version))
+            heapq.heappush(
+                self._leased, (to_utc(schedule.acquired_until), schedule.id, slot.version)
+            )
         elif schedule.next_fire_time is not None:
-            heapq.heappush(self._due, (schedule.next_fire_time, schedule.id, slot.version))
+            heapq.heappush(self._due, (to_utc(schedule.next_fire_time), schedule.id, slot.version))
         self._compact()
 
     def _valid(self, entry: _Entry) -> bool:
@@ -278,8 +283,10 @@ class ScheduleIndex:
         # job), survives ConflictPolicy.replace, and goes when the schedule goes.
         watermark = self._watermarks.get(schedule_id)
         accepted = [job for job in jobs if job.scheduled_fire_time is None]
+        # Compared in UTC: two times in one zone compare by wall clock, ignoring fold,
+        # so 01:00 EST (the repeated hour) would count as before 01:40 EDT.
         timed = [
-            (fire_time, index, job)
+            (to_utc(fire_time), index, job)
             for index, job in enumerate(jobs)
             if (fire_time := job.scheduled_fire_time) is not None
         ]

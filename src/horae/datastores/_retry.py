@@ -21,7 +21,7 @@ from typing import TypeVar
 import anyio
 import attrs
 
-from .._exceptions import DataStoreError, HoraeError
+from horae._exceptions import DataStoreError, HoraeError
 
 _T = TypeVar("_T")
 
@@ -57,7 +57,7 @@ class Retrier:
         while True:
             try:
                 return await operation()
-            except HoraeError:
+            except HoraeError:  # noqa: PERF203 - retrying is the point of the loop
                 raise  # lookups, conflicts, schema errors: the store's own verdicts
             except Exception as exc:
                 if not self.is_transient(exc) or waited >= self.max_wait:

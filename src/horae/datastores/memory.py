@@ -20,6 +20,7 @@ from horae._exceptions import (
     TaskLookupError,
 )
 from horae._structures import Job, JobResult, Schedule, Task
+from horae._wallclock import to_utc
 from horae.datastores._base import DataStore, ScheduleUpdate, StoreCapabilities
 from horae.datastores._memory_jobs import JobQueue
 from horae.datastores._memory_schedules import ScheduleIndex
@@ -392,7 +393,7 @@ class MemoryDataStore(DataStore):
             return
         result = attrs.evolve(result, expires_at=result.finished_at + job.result_expiration_time)
         self._results[job.id] = result
-        heapq.heappush(self._result_expiry, (result.expires_at, job.id))
+        heapq.heappush(self._result_expiry, (to_utc(result.expires_at), job.id))
 
     async def get_next_job_time(self) -> datetime | None:
         self._started()

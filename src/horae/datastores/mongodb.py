@@ -621,3 +621,8 @@ class MongoDBDataStore(MongoDBConnection, DataStore):
         db = self._started()
         expired = {"expires_at": {"$lte": us(now)}}
         await self._run("cleanup", lambda: db["job_results"].delete_many(expired))
+        # Lock documents only give racing acquire_jobs transactions something to
+        # conflict on; their content means nothing, so dropping them is always safe (a
+        # transaction that wrote one meanwhile conflicts with the delete, or re-creates
+        # it), and it keeps locks of removed schedules from piling up.
+        await self._run("cleanup", lambda: db["locks"].delete_many({}))

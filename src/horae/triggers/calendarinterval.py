@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import calendar
 from collections.abc import Mapping
-from datetime import date, datetime, time, tzinfo
+from datetime import date, datetime, time, timedelta, tzinfo
 from typing import Any, ClassVar
 
 import attrs
@@ -89,6 +89,11 @@ class CalendarIntervalTrigger(Trigger):
     end_date: date | None
     timezone: tzinfo
     exclude: Calendar | None
+    # Without a start_date the trigger starts today, but a fire time of today that had
+    # already passed when the trigger was made is not due: the first fire is the first
+    # one at or after construction. Not part of the value (two triggers made a second
+    # apart are equal), but kept in the state so next(None) survives a round trip.
+    _not_before: datetime | None = attrs.field(default=None, eq=False)
 
     def __init__(
         self,
@@ -124,7 +129,12 @@ class CalendarIntervalTrigger(Trigger):
                 raise ValueError(f"invalid value {value!r} for {name!r} (allowed: 0-{highest})")
             clock.append(value)
         tz = zone_of(start_date, timezone)
-        first = current_time(tz).date() if start_date is None else _as_date(start_date, tz)
+        made_at: datetime | None = None
+        if start_date is None:
+            made_at = current_time(tz)
+            first = made_at.date()
+        else:
+            first = _as_date(start_date, tz)
         last = None if end_date is None else _as_date(end_date, tz, "end_date")
         if last is not None and last < first:
             raise ValueError(
@@ -134,11 +144,13 @@ class CalendarIntervalTrigger(Trigger):
         years, months, weeks, days = units
         hour, minute, second = clock
         self.__attrs_init__(
-            years, months, weeks, days, hour, minute, second, first, last, tz, exclude
+            years, months, weeks, days, hour, minute, second, first, last, tz, exclude, made_at
         )
 
     def _next(self, after: datetime | None) -> datetime | None:
         if after is None:
+            if self._not_before is not None:
+                return self._next(to_utc(self._not_before) - timedelta(microseconds=1))
             return self._fire_time(self.start_date)
         after_utc = to_utc(after)
         # Start one day early: a fire time on the previous date can land after *after*
@@ -232,6 +244,8 @@ class CalendarIntervalTrigger(Trigger):
         state["start_date"] = self.start_date.isoformat()
         state["end_date"] = None if self.end_date is None else self.end_date.isoformat()
         state["timezone"] = timezone_key(self.timezone)
+        if self._not_before is not None:
+            state["not_before"] = self._not_before.isoformat()
         return state
 
     @classmethod
@@ -241,13 +255,17 @@ class CalendarIntervalTrigger(Trigger):
         if not isinstance(state["start_date"], str):
             raise TypeError(f"start_date must be an ISO 8601 date, not {state['start_date']!r}")
         end_date = state["end_date"]
-        return cls(
+        trigger = cls(
             **{name: state[name] for name in (*_UNITS, "hour", "minute", "second")},
             start_date=date.fromisoformat(state["start_date"]),
             end_date=None if end_date is None else date.fromisoformat(end_date),
             timezone=timezone_from_key(state["timezone"]),
             exclude=exclude,
         )
+        not_before = state.get("not_before")
+        if not_before is not None:
+            object.__setattr__(trigger, "_not_before", datetime.fromisoformat(not_before))
+        return trigger
 
 
 def _reaches(slot: tuple[int, bool] | None, target: int) -> bool:
