@@ -3,7 +3,8 @@
 Subcommands: ``run`` (:mod:`horae._cli_run`), ``schedules list|show|pause|resume|remove``
 (:mod:`horae._cli_schedules`) and ``cron`` (here: next fire times and the English
 description of an expression). Exit codes: 0 success, 1 schedule not found, 2 usage or
-bad input, 3 store unreachable, 130 stopped by a second signal (``run``).
+bad input, 3 store unreachable, 130 stopped by a second signal (``run``, which also
+exits with 1 when the scheduler or its factory raised).
 """
 
 from __future__ import annotations

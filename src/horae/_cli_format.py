@@ -52,9 +52,7 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 def key_values(pairs: Sequence[tuple[str, str]]) -> str:
     """``key:  value`` lines with the values aligned."""
     width = max((len(key) for key, _ in pairs), default=0) + 1
-    return "\n".join(
-        f"{(key + ':' if key else '').ljust(width)}  {value}" for key, value in pairs
-    )
+    return "\n".join(f"{(key + ':' if key else '').ljust(width)}  {value}" for key, value in pairs)
 
 
 def paused_text(schedule: Schedule, tz: tzinfo | None) -> str:

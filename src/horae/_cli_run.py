@@ -5,7 +5,9 @@ callable taking no arguments (sync or async) that returns one, or that returns a
 context manager yielding an AsyncScheduler (an ``@asynccontextmanager`` function that
 sets up schedules inside ``async with scheduler:``). The first SIGINT (Ctrl+C) or
 SIGTERM stops the scheduler cleanly (running jobs get its stop grace period; exit code
-0); a second one cancels the running jobs at once (exit code 130).
+0); a second one cancels the running jobs at once (exit code 130). A factory or
+scheduler that raises ends the command with its traceback and exit code 1; a store or
+broker that cannot be reached, with exit code 3.
 """
 
 from __future__ import annotations
@@ -29,10 +31,13 @@ from ._exceptions import DataStoreError, EventBrokerError
 from ._scheduler import AsyncScheduler
 from ._sync import Scheduler
 
+#: Exit code when the factory or the scheduler raised.
+EXIT_CRASHED = 1
 #: Exit code after a second signal cancelled the running jobs (128 + SIGINT).
 EXIT_FORCED = 130
 
 _logger = logging.getLogger("horae.cli")
+_MISSING = object()
 _LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 
 
@@ -82,6 +87,13 @@ def run_command(args: argparse.Namespace) -> int:
         return asyncio.run(_run_async(made, args.target))
     except (DataStoreError, EventBrokerError) as exc:
         raise CommandError(str(exc), EXIT_UNREACHABLE) from exc
+    except CommandError:
+        raise
+    except Exception as exc:
+        # The factory or the scheduler itself failed: show where.
+        raise CommandError(
+            f"{args.target!r} failed:\n{traceback.format_exc().rstrip()}", EXIT_CRASHED
+        ) from exc
 
 
 def import_target(spec: str, app_dir: str) -> Any:
@@ -109,12 +121,11 @@ def import_target(spec: str, app_dir: str) -> Any:
         raise _import_failure(module_name) from exc
     value: Any = module
     for part in attribute.split("."):
-        try:
-            value = getattr(value, part)
-        except AttributeError:
+        value = getattr(value, part, _MISSING)
+        if value is _MISSING:
             raise CommandError(
                 f"the module {module_name!r} has no attribute {attribute!r}", EXIT_USAGE
-            ) from None
+            )
     return value
 
 
@@ -193,16 +204,25 @@ async def _serve(scheduler: AsyncScheduler) -> int:
     return 0
 
 
+def _add_loop_handler(
+    loop: asyncio.AbstractEventLoop, signum: int, callback: Callable[[int], None]
+) -> bool:
+    try:
+        loop.add_signal_handler(signum, callback, signum)
+    except (NotImplementedError, RuntimeError):
+        return False
+    return True
+
+
 @contextlib.contextmanager
 def _signal_handlers(callback: Callable[[int], None]) -> Iterator[None]:
     loop = asyncio.get_running_loop()
-    installed: list[int] = []
-    previous: dict[int, Any] = {}
+    installed: list[signal.Signals] = []
+    previous: dict[signal.Signals, Any] = {}
     for signum in (signal.SIGINT, signal.SIGTERM):
-        try:
-            loop.add_signal_handler(signum, callback, signum)
+        if _add_loop_handler(loop, signum, callback):
             installed.append(signum)
-        except (NotImplementedError, RuntimeError):  # Windows, or not the main thread
+        else:  # Windows, or not the main thread
             with contextlib.suppress(ValueError):
                 previous[signum] = signal.signal(
                     signum,
@@ -211,8 +231,7 @@ def _signal_handlers(callback: Callable[[int], None]) -> Iterator[None]:
     try:
         yield
     finally:
-        for signum in installed:
-            loop.remove_signal_handler(signum)
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-
+        for installed_signal in installed:
+            loop.remove_signal_handler(installed_signal)
+        for replaced_signal, handler in previous.items():
+            signal.signal(replaced_signal, handler)

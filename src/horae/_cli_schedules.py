@@ -33,6 +33,7 @@ from ._scheduler import AsyncScheduler
 from ._store_urls import StoreURL, create_data_store, parse_store_url
 from .datastores._base import DataStore
 from .events import ScheduleDeserializationFailed
+from .serializers._base import Serializer
 
 #: Exit codes (also documented in docs/guide/cli.md).
 EXIT_NOT_FOUND = 1
@@ -161,7 +162,7 @@ def _pause_until(args: argparse.Namespace, tz: tzinfo) -> datetime | None:
     return as_aware_datetime(args.until, tz, name="--until")
 
 
-def _serializer(name: Literal["json", "pickle"]) -> object:
+def _serializer(name: Literal["json", "pickle"]) -> Serializer:
     if name == "pickle":
         from .serializers.pickle import PickleSerializer
 
@@ -177,7 +178,7 @@ async def _run_action(
     try:
         store = create_data_store(
             parsed,
-            serializer=_serializer(args.serializer),  # type: ignore[arg-type]
+            serializer=_serializer(args.serializer),
             connect_timeout=args.timeout,
         )
     except ModuleNotFoundError as exc:

@@ -7,7 +7,7 @@ from enum import Enum
 
 class _StrEnum(str, Enum):
     def __str__(self) -> str:
-        return self.value
+        return str(self.value)
 
 
 class RunState(_StrEnum):
@@ -38,7 +38,8 @@ class CoalescePolicy(_StrEnum):
 class ConflictPolicy(_StrEnum):
     """What ``add_schedule`` does when a schedule with the same id already exists."""
 
-    replace = "replace"
+    # the member shadows str.replace on ConflictPolicy members; the SPEC fixes the name
+    replace = "replace"  # type: ignore[assignment]
     do_nothing = "do_nothing"
     exception = "exception"
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import difflib
 import re
 from typing import TYPE_CHECKING, Literal
-from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
 import attrs
 
@@ -125,8 +125,6 @@ def parse_store_url(url: str) -> StoreURL:
     if kind == "sqlite":
         return _parse_sqlite(url, masked)
     parts = urlsplit(url)
-    if kind == "postgresql":
-        parts = parts._replace(scheme="postgresql")
     option = _NAMESPACE_OPTION[kind]
     query = parse_qsl(parts.query, keep_blank_values=True)
     namespace_values = [value for key, value in query if key == option]
@@ -139,7 +137,12 @@ def parse_store_url(url: str) -> StoreURL:
     namespace = namespace_values[0] if namespace_values else None
     if kind == "mongodb":
         namespace = _mongodb_database(parts.path, namespace, masked)
-    target = urlunsplit(parts._replace(query=urlencode(rest, safe=":/,")))
+    target = url
+    if kind == "postgresql":  # postgres://, postgresql+asyncpg://, ... → postgresql://
+        target = "postgresql" + url[len(scheme) :]
+    if namespace_values:  # rebuild the query without the horae option
+        base = target.partition("?")[0]
+        target = f"{base}?{urlencode(rest, safe=':/,')}" if rest else base
     return StoreURL(kind=kind, target=target, namespace=namespace, masked=masked)
 
 
@@ -170,8 +173,7 @@ def _parse_sqlite(url: str, masked: str) -> StoreURL:
     path, _, query = rest[1:].partition("?")
     if query:
         raise ConfigurationError(
-            f"invalid SQLite URL {masked!r}: SQLite URLs take no options (found "
-            f"{'?' + query!r})"
+            f"invalid SQLite URL {masked!r}: SQLite URLs take no options (found {'?' + query!r})"
         )
     return StoreURL(kind="sqlite", target=unquote(path), masked=masked)
 

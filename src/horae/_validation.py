@@ -168,8 +168,11 @@ def require_aware(value: datetime, name: str = "after") -> datetime:
     return value
 
 
-def as_timedelta(value: timedelta | float | int, *, name: str) -> timedelta:
-    """Turn seconds (int or float) or a ``timedelta`` into a ``timedelta``."""
+def as_timedelta(value: object, *, name: str) -> timedelta:
+    """Turn seconds (int or float) or a ``timedelta`` into a ``timedelta``.
+
+    Takes ``object`` because it is the check for what users pass in.
+    """
     if isinstance(value, timedelta):
         return value
     if isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -186,7 +189,7 @@ def check_kwargs(cls: _C) -> _C:
     Wraps ``cls.__init__`` so that ``IntervalTrigger(minute=1)`` says *did you mean
     'minutes'?* instead of Python's bare "unexpected keyword argument".
     """
-    init = cls.__init__
+    init = cls.__init__  # type: ignore[misc]  # the class's own __init__, not an instance's
     parameters = inspect.signature(init).parameters
     allowed = frozenset(
         name

@@ -221,7 +221,6 @@ class Worker:
 
     async def _acquire(self, group: anyio.abc.TaskGroup) -> datetime | None:
         """Start due jobs up to capacity; return when to look again."""
-        now = self._clock.now()
         aliases = list(self._stores)
         # rotate the starting store so that one busy store cannot starve the others
         self._next_store = (self._next_store + 1) % len(aliases)
@@ -230,12 +229,47 @@ class Worker:
             if capacity <= 0:
                 return None  # a finishing job wakes us
             store = self._stores[alias]
-            jobs = await store.acquire_jobs(self._identity, now, self._lease_duration, capacity)
-            for job in jobs:
+            # read per store: a lease runs from this moment, not from the first store's
+            now = self._clock.now()
+            acquired = await store.acquire_jobs(
+                self._identity, now, self._lease_duration, capacity
+            )
+            for job in await self._confirm_leases(store, acquired, now):
                 self._start(group, alias, store, job)
-            if len(jobs) >= capacity:
+            if len(acquired) >= capacity:
                 return now  # full batch: look again at once
-        return await self._next_wakeup(now)
+        return await self._next_wakeup(self._clock.now())
+
+    async def _confirm_leases(
+        self, store: DataStore, jobs: list[Job], leased_at: datetime
+    ) -> list[Job]:
+        """The acquired jobs that may start.
+
+        Their leases run from *leased_at*, and the renewal task first renews a job a
+        third of a lease after it starts. So a job may only start while less than two
+        thirds of its lease are gone, or another node may take it for abandoned while it
+        runs. Acquiring usually takes milliseconds, but a slow store or broker (the
+        store publishes an event per job before it returns) or a paused process can use
+        up much of a short lease. Then the leases are renewed before the jobs start, and
+        a job whose lease another node has already ended (as abandoned) is not started.
+        """
+        if not jobs or self._clock.now() - leased_at < self._lease_duration / 3:
+            return jobs
+        try:
+            kept = await store.extend_job_leases(
+                self._identity, [job.id for job in jobs], self._clock.now(), self._lease_duration
+            )
+        except Exception:
+            # The renewal task retries soon; running them is the better bet.
+            self._logger.exception("Could not renew the leases of %d new jobs", len(jobs))
+            return jobs
+        if len(kept) < len(jobs):
+            self._logger.warning(
+                "%d of %d jobs were taken over before they could start (acquiring them "
+                "took longer than their lease of %s); they are not run here",
+                len(jobs) - len(kept), len(jobs), self._lease_duration,
+            )  # fmt: skip
+        return [job for job in jobs if job.id in kept]
 
     async def _next_wakeup(self, now: datetime) -> datetime | None:
         deadline: datetime | None = None
@@ -319,6 +353,10 @@ class Worker:
                     try:
                         value = await executor.run_job(func, job)
                     except Exception as exc:
+                        self._logger.error(
+                            "Job %s of task %r raised %s: %s", job.id, job.task_id,
+                            exception_type_name(exc), exc, exc_info=exc, extra=_fields(job),
+                        )  # fmt: skip
                         return self._result(job, JobOutcome.error, started_at, exc)
                     finally:
                         group.cancel_scope.cancel()
@@ -365,17 +403,7 @@ class Worker:
         if running.lease_lost:
             return  # another node owns the job now; its outcome is theirs to record
         fields = _fields(running.job)
-        if result.outcome is JobOutcome.error and result.exception is not None:
-            self._logger.error(
-                "Job %s of task %r raised %s: %s",
-                result.job_id,
-                result.task_id,
-                result.exception_type,
-                result.exception_message,
-                exc_info=result.exception,
-                extra=fields,
-            )
-        elif self._logger.isEnabledFor(logging.DEBUG):
+        if self._logger.isEnabledFor(logging.DEBUG):
             self._logger.debug(
                 "Job %s of task %r ended: %s", result.job_id, result.task_id, result.outcome,
                 extra=fields,

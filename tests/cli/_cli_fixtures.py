@@ -1,5 +1,6 @@
-"""Fixtures of the command line tests (imported by the test modules): running ``python -m horae``, and persistent stores
-(SQLite, PostgreSQL, Redis, MongoDB) holding schedules that a scheduler added.
+"""Fixtures of the command line tests (imported by the test modules): running ``python -m
+horae``, and persistent stores (SQLite, PostgreSQL, Redis, MongoDB) holding schedules
+that a scheduler added.
 
 Every store gets a namespace of its own (a file, a PostgreSQL schema, a Redis key prefix,
 a MongoDB database), removed afterwards. The subprocesses share a bytecode cache, so

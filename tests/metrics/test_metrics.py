@@ -12,7 +12,7 @@ from uuid import uuid4
 import anyio
 import pytest
 
-from horae import AsyncScheduler, CoalescePolicy, JobOutcome, current_scheduler, events
+from horae import AsyncScheduler, CoalescePolicy, current_scheduler, events
 from horae.datastores.memory import MemoryDataStore
 from horae.eventbrokers.local import LocalEventBroker
 from horae.metrics import InstrumentedDataStore, Metrics
@@ -152,9 +152,7 @@ async def test_lease_renewals_of_a_long_job() -> None:
         "trigger": IntervalTrigger(hours=1, start_time=T0),
         "id": "long",
     }
-    await run_until_released(
-        metrics, 1, [schedule], lease_duration=timedelta(seconds=30)
-    )
+    await run_until_released(metrics, 1, [schedule], lease_duration=timedelta(seconds=30))
     # renewed every third of the 30 s lease while it ran: at +10 s and +20 s
     assert metrics.lease_renewals.value(result="renewed") == 2
     assert metrics.lease_renewals.value(result="lost") == 0

@@ -36,6 +36,7 @@ from typing import Any
 import anyio
 import asyncpg  # type: ignore[import-untyped]
 import attrs
+import pytest
 from _multinode_jobs import LOG_VARIABLE
 from _multinode_node import make_store
 from pymongo import AsyncMongoClient, MongoClient
@@ -44,6 +45,7 @@ from redis.asyncio import Redis
 
 from conftest import require_service
 from horae import AsyncScheduler, CoalescePolicy
+from horae._clock import SystemClock
 from horae.triggers import DateTrigger, IntervalTrigger, Trigger
 
 HERE = Path(__file__).parent
@@ -240,6 +242,48 @@ def mongodb_server() -> Iterator[str]:
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait()
+
+
+#: A rough upper bound of the time to add one schedule from the test process, per store.
+SEED_SECONDS = {"postgres": 0.004, "redis": 0.003, "sqlite": 0.01, "mongodb": 0.012}
+#: Time for a few node processes to start (imports, connections, schema checks).
+STARTUP_LEAD = timedelta(seconds=5)
+
+BACKENDS = [
+    pytest.param("sqlite", id="sqlite+local"),
+    pytest.param("postgres+postgres", marks=pytest.mark.postgres),
+    pytest.param("redis+redis", marks=pytest.mark.redis),
+    pytest.param("mongodb", id="mongodb+local", marks=pytest.mark.mongodb),
+]
+
+
+def first_fire_time(backend: Backend, count: int) -> datetime:
+    """When the first of *count* planned fires may come, if the schedules are added
+    first and the nodes started afterwards: once both are done."""
+    lead = STARTUP_LEAD + timedelta(seconds=count * SEED_SECONDS[backend.store_kind])
+    return SystemClock().now() + lead
+
+
+@pytest.fixture(scope="session")
+def mongodb_uri() -> Iterator[Callable[[], str]]:
+    """Finds or starts a MongoDB-wire server the first time a test asks for it."""
+    with contextlib.ExitStack() as stack:
+        found: list[str] = []
+
+        def uri() -> str:
+            if not found:
+                found.append(stack.enter_context(mongodb_server()))
+            return found[0]
+
+        yield uri
+
+
+@pytest.fixture
+async def backend(
+    request: pytest.FixtureRequest, tmp_path: Path, mongodb_uri: Callable[[], str]
+) -> AsyncIterator[Backend]:
+    async with open_backend(request.param, tmp_path, mongodb_uri) as made:
+        yield made
 
 
 # ---- node processes ------------------------------------------------------------------
@@ -487,16 +531,21 @@ class Tally:
     lateness: list[float]
     #: node identity -> executions it ran
     by_node: Counter[str]
+    #: node identity -> the lateness of each execution it ran
+    lateness_by_node: dict[str, list[float]]
 
     @classmethod
     def of(cls, lines: Sequence[dict[str, Any]]) -> Tally:
         starts = [line for line in lines if line["kind"] == "start"]
+        lateness: dict[str, list[float]] = {}
+        for line in starts:
+            late = line["wall"] - datetime.fromisoformat(line["fire"]).timestamp()
+            lateness.setdefault(line["node"], []).append(late)
         return cls(
             runs=Counter((line["schedule"], line["fire"]) for line in starts),
-            lateness=[
-                line["wall"] - datetime.fromisoformat(line["fire"]).timestamp() for line in starts
-            ],
+            lateness=[late for values in lateness.values() for late in values],
             by_node=Counter(line["node"] for line in starts),
+            lateness_by_node=lateness,
         )
 
     def duplicates(self) -> dict[tuple[str, str], int]:

@@ -18,9 +18,7 @@ every store with 3,000.
 
 from __future__ import annotations
 
-import contextlib
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -28,14 +26,17 @@ from typing import Any
 import anyio
 import pytest
 from _multinode_harness import (
+    BACKENDS,
     FULL,
+    STARTUP_LEAD,
     Backend,
     Cluster,
     Plan,
     Tally,
+    backend,
     expected_runs,
-    mongodb_server,
-    open_backend,
+    first_fire_time,
+    mongodb_uri,
     poll_until,
     read_lines,
     seed,
@@ -50,48 +51,12 @@ from horae.triggers import DateTrigger
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
 WINDOW = timedelta(seconds=10)
+#: The lease of the exactly-once test (the failover tests use shorter ones).
+LEASE = 10.0
 #: Schedules per store in the exactly-once test (see the module docstring).
-SIZES = {"postgres": 3000, "redis": 600, "sqlite": 600, "mongodb": 600}
-#: A rough upper bound of the time to add one schedule from the test process, per store
-#: (the fire times must still lie ahead once all schedules are in and the nodes run).
-SEED_SECONDS = {"postgres": 0.004, "redis": 0.003, "sqlite": 0.01, "mongodb": 0.012}
-#: Time for three node processes to start (imports, connections, schema checks).
-STARTUP = timedelta(seconds=5)
+SIZES = {"postgres": 600, "redis": 600, "sqlite": 600, "mongodb": 600}
 
-BACKENDS = [
-    pytest.param("sqlite", id="sqlite+local"),
-    pytest.param("postgres+postgres", marks=pytest.mark.postgres),
-    pytest.param("redis+redis", marks=pytest.mark.redis),
-    pytest.param("mongodb", id="mongodb+local", marks=pytest.mark.mongodb),
-]
-
-
-@pytest.fixture(scope="session")
-def mongodb_uri() -> Iterator[Callable[[], str]]:
-    """Finds or starts a MongoDB-wire server the first time a test asks for it."""
-    with contextlib.ExitStack() as stack:
-        found: list[str] = []
-
-        def uri() -> str:
-            if not found:
-                found.append(stack.enter_context(mongodb_server()))
-            return found[0]
-
-        yield uri
-
-
-@pytest.fixture
-async def backend(
-    request: pytest.FixtureRequest, tmp_path: Path, mongodb_uri: Callable[[], str]
-) -> AsyncIterator[Backend]:
-    async with open_backend(request.param, tmp_path, mongodb_uri) as made:
-        yield made
-
-
-def first_fire_time(backend: Backend, count: int) -> Any:
-    """When the first planned fire should come: after seeding and node start-up."""
-    lead = STARTUP + timedelta(seconds=count * SEED_SECONDS[backend.store_kind])
-    return SystemClock().now() + lead
+__all__ = ["backend", "mongodb_uri"]  # fixtures, imported for this module's tests
 
 
 def outcomes(cluster: Cluster) -> dict[str, int]:
@@ -126,9 +91,9 @@ async def test_every_fire_runs_exactly_once(backend: Backend, tmp_path: Path) ->
     count = 3000 if FULL else SIZES[backend.store_kind]
     # The nodes start while the schedules go in; a large store may still be seeding
     # when the first fire times come due, and those then fire as soon as they are in.
-    plans = spread_plans(record, count, SystemClock().now() + STARTUP, WINDOW)
+    plans = spread_plans(record, count, SystemClock().now() + STARTUP_LEAD, WINDOW)
     expected = expected_runs(plans)
-    with Cluster(backend, tmp_path, lease_seconds=2.0) as cluster:
+    with Cluster(backend, tmp_path, lease_seconds=LEASE) as cluster:
         for number in range(3):
             cluster.start(f"node-{number}")
         await seed(backend, plans)
@@ -232,7 +197,7 @@ async def test_clock_skew_below_the_lease_margin_never_duplicates(
         await wait_for_runs(cluster, expected, seconds=60)
 
         def long_jobs_ended() -> bool:
-            return sum(line["kind"] == "end" for line in cluster.job_lines()) >= 12
+            return len([line for line in cluster.job_lines() if line["kind"] == "end"]) >= 12
 
         await poll_until(long_jobs_ended, seconds=15)
         await cluster.stop()

@@ -7,10 +7,11 @@
     # from apscheduler.jobstores.redis import RedisJobStore
     from horae.compat.jobstores import RedisJobStore
 
-Layout: ``schedulers`` (Blocking, Background, AsyncIO) over ``_base`` (BaseScheduler, the
-API); ``_core`` drives a horae ``Scheduler`` and ``_codec`` maps jobs to horae schedules;
-``_bridge`` turns horae's events into APScheduler 3's; ``job``, ``triggers``,
-``jobstores``, ``executors`` and ``events`` mirror APScheduler 3's modules.
+Layout: ``schedulers`` (Blocking, Background, AsyncIO) over ``_base`` (BaseScheduler: the
+job API) and ``_lifecycle`` (start, shutdown, pause, configuration); ``_core`` drives a
+horae ``Scheduler`` and ``_codec`` maps jobs to horae schedules; ``_bridge`` turns horae's
+events into APScheduler 3's; ``_config`` reads APScheduler 3 configuration; ``job``,
+``triggers``, ``jobstores``, ``executors`` and ``events`` mirror APScheduler 3's modules.
 
 Inside horae.compat APScheduler 3's rules hold: weekday 0 is Monday, an interval first
 fires one interval after the job is added, ``misfire_grace_time=1``, ``coalesce=True`` and

@@ -215,10 +215,14 @@ class SchedulerLifecycle:
         Raises:
             SchedulerAlreadyRunningError: the scheduler is already running.
         """
+        if self.state != STATE_STOPPED:
+            raise SchedulerAlreadyRunningError
+        # The previous shutdown must have closed its core. Not under the lock: a job of
+        # that core may still be finishing, and may call this scheduler.
+        self._wait_for_control()
         with self._lock:
             if self.state != STATE_STOPPED:
                 raise SchedulerAlreadyRunningError
-            self._wait_for_control()  # the previous shutdown has closed its core
             if "default" not in self._executors:
                 self.add_executor(self._create_default_executor(), "default")
             if "default" not in self._jobstores:
@@ -242,7 +246,8 @@ class SchedulerLifecycle:
         self._logger.info("Scheduler started")
         self._dispatch_event(SchedulerEvent(EVENT_SCHEDULER_STARTED))
         if not paused:
-            core.start_processing()
+            # queued like pause() and resume(), so that they apply in call order
+            self._on_control(core.start_processing)
 
     def shutdown(self, wait: bool = True) -> None:
         """Shut down the scheduler, its executors and job stores.

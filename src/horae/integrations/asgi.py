@@ -63,7 +63,7 @@ class SchedulerLifespan:
     ) -> None:
         self._scheduler = check_scheduler(scheduler)
         self._start = bool(start)
-        if not isinstance(state_key, str) or not state_key.isidentifier():
+        if not str(state_key).isidentifier():
             raise ValueError(f"state_key must be a Python identifier, not {state_key!r}")
         self._state_key = state_key
         self._entered: AbstractAsyncContextManager[AsyncScheduler] | None = None

@@ -75,10 +75,10 @@ class Metrics:
     exporter (:mod:`horae.metrics.prometheus`, :mod:`horae.metrics.opentelemetry`).
 
     Attributes:
-        fire_lag: histogram of start time − scheduled fire time, in seconds, of the jobs
+        fire_lag: histogram of start time - scheduled fire time, in seconds, of the jobs
             that schedules made (first attempts; includes deliberate jitter); label
             ``task``.
-        job_duration: histogram of finished − started, in seconds, of the jobs that
+        job_duration: histogram of finished - started, in seconds, of the jobs that
             ran; labels ``task``, ``outcome``.
         jobs: counter of jobs that ended, by ``task`` and ``outcome`` (the
             :class:`~horae.JobOutcome` values, ``missed_start_deadline`` and

@@ -9,6 +9,7 @@ own HTTP server) never sees a half-made change.
 from __future__ import annotations
 
 import bisect
+import itertools
 import logging
 import math
 import threading
@@ -92,11 +93,14 @@ class Instrument:
 
     def _notify(self, value: float, labels: Mapping[str, str]) -> None:
         for listener in list(self._listeners):
-            try:
-                listener(self, value, labels)
-            except Exception:
-                # an exporter's trouble must never reach the scheduler
-                metrics_logger.exception("A metrics listener failed on %s", self.name)
+            self._call(listener, value, labels)
+
+    def _call(self, listener: Listener, value: float, labels: Mapping[str, str]) -> None:
+        try:
+            listener(self, value, labels)
+        except Exception:
+            # an exporter's trouble must never reach the scheduler
+            metrics_logger.exception("A metrics listener failed on %s", self.name)
 
 
 class Counter(Instrument):
@@ -161,7 +165,7 @@ class Histogram(Instrument):
     ) -> None:
         super().__init__(name, otel_name, description, "s", label_names, listeners)
         bounds = sorted(float(bound) for bound in buckets if not math.isinf(bound))
-        if not bounds or any(a == b for a, b in zip(bounds, bounds[1:])):
+        if not bounds or any(a == b for a, b in itertools.pairwise(bounds)):
             raise ValueError(f"{name} needs distinct, finite bucket bounds, not {bounds!r}")
         self.bounds: tuple[float, ...] = tuple(bounds)
         # per label set: [count per bucket (the last one is +inf)..., sum]
@@ -199,7 +203,7 @@ class Histogram(Instrument):
     def _snapshot(self, slots: list[float]) -> HistogramValue:
         cumulative = 0
         buckets: list[tuple[float, int]] = []
-        for bound, count in zip((*self.bounds, math.inf), slots[:-1]):
+        for bound, count in zip((*self.bounds, math.inf), slots[:-1], strict=True):
             cumulative += int(count)
             buckets.append((bound, cumulative))
         return HistogramValue(count=cumulative, sum=slots[-1], buckets=tuple(buckets))

@@ -340,4 +340,3 @@ class InstrumentedDataStore(DataStore):
     async def cleanup(self, now: datetime) -> None:
         with self._timed("cleanup"):
             await self._store.cleanup(now)
-

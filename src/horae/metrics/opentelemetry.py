@@ -61,9 +61,10 @@ def _create(meter: otel_metrics.Meter, instrument: Instrument) -> Any:
     if isinstance(instrument, Histogram):
         options: dict[str, Any] = {}
         # Newer APIs let an instrument advise its bucket bounds; older ones ignore them.
-        if "explicit_bucket_boundaries_advisory" in inspect.signature(
-            meter.create_histogram
-        ).parameters:
+        if (
+            "explicit_bucket_boundaries_advisory"
+            in inspect.signature(meter.create_histogram).parameters
+        ):
             options["explicit_bucket_boundaries_advisory"] = list(instrument.bounds)
         return meter.create_histogram(
             instrument.otel_name, unit=instrument.unit, description=instrument.description,

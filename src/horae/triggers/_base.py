@@ -7,11 +7,11 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from .._exceptions import DeserializationError
-from .._validation import require_aware
+from horae._exceptions import DeserializationError
+from horae._validation import require_aware
 
 if TYPE_CHECKING:
-    from ..calendars import Calendar
+    from horae.calendars import Calendar
 
 #: How many excluded fire times ``next()`` skips before it gives up and returns None.
 MAX_EXCLUDED_SKIPS = 10_000
@@ -123,7 +123,7 @@ class Trigger(ABC):
             exclude_state = state.get("exclude")
             exclude = None
             if exclude_state is not None:
-                from ..calendars import Calendar
+                from horae.calendars import Calendar
 
                 exclude = Calendar.from_state(exclude_state)
             return trigger_class._from_state(state, version, exclude)
