@@ -136,9 +136,12 @@ def run_child(script: str, args: Sequence[str], timeout: float = 900) -> dict[st
     if NICE and shutil.which("nice"):
         # nice(1) runs the command at normal priority when it may not change it
         command = ["nice", "-n", str(NICE), *command]
-    completed = subprocess.run(
-        command, capture_output=True, text=True, timeout=timeout, check=False
-    )
+    try:
+        completed = subprocess.run(
+            command, capture_output=True, text=True, timeout=timeout, check=False
+        )
+    except subprocess.TimeoutExpired:
+        return {"error": f"did not finish within {timeout:.0f} s"}
     lines = completed.stdout.strip().splitlines()
     if completed.returncode != 0 or not lines:
         sys.stderr.write(completed.stderr[-4000:])

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from _common import TIMES, best_of, per_call, print_table
+from _common import TIMES, best_of, load_average, machine_summary, per_call, print_table
 from horae.triggers import CronTrigger
 
 EXPRESSIONS = [
@@ -116,6 +116,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer calls, for smoke runs")
     args = parser.parse_args()
 
+    machine = machine_summary(["horae", "apscheduler", "croniter", "cronsim"])
     results: dict[str, list[float]] = {name: [] for name in SYSTEMS}
     rows = []
     for zone in ZONES:
@@ -132,6 +133,7 @@ def main() -> None:
         f"# cron next(): µs per call ({platform.python_implementation()} "
         f"{platform.python_version()}, {platform.machine()})\n"
     )
+    print(machine + "\n")
     print_table(["expression", "zone", *SYSTEMS], rows)
     print("\n## Medians over all expressions and zones\n")
     horae_median = statistics.median(results["horae"])
@@ -140,6 +142,7 @@ def main() -> None:
         median = statistics.median(values)
         summary.append([name, f"{median:.2f}", f"{median / horae_median:.1f}{TIMES}"])
     print_table(["system", "median µs / next()", "horae is faster by"], summary)
+    print(f"\nLoad average at the end (1/5/15 min): {load_average()}")
 
 
 if __name__ == "__main__":

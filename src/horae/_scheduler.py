@@ -96,6 +96,15 @@ class AsyncScheduler:
       every ``lease_duration / 2``, in case an event was lost.
     * A store error inside a loop is logged and retried after 0.5 s, doubling up to 60 s;
       it never stops the scheduler.
+    * Clock skew between nodes sharing a store: every store method gets ``now`` from this
+      scheduler's clock, never from another machine. Running jobs' leases are renewed
+      every third of ``lease_duration``, so another node takes one for lapsed only if
+      its clock is ahead by more than about two thirds of ``lease_duration`` (the lease
+      margin). Skew below that margin shifts when fires start (a node ahead by *d* may
+      start a job *d* early) but cannot duplicate one: exactly-once is guarded by a
+      durable key per (schedule, fire time) and by fencing on the holder's identity,
+      neither of which compares clocks. Beyond the margin a job may be declared
+      abandoned while it still runs; keep clocks synchronised well below it.
     * A callable's task id is its ``"module:qualname"`` (or its ``@task`` id). Lambdas,
       closures and bound methods of local objects get ``"module:qualname#<random>"``;
       only the memory store takes them, and they run only in this process.

@@ -29,7 +29,7 @@ from ._enums import CoalescePolicy
 from ._logging import job_fields
 from ._structures import Job, Schedule, Task
 from ._tasks import TaskCache
-from ._wakeup import Backoff, Wakeup, earliest
+from ._wakeup import RECHECK_DELAY, Backoff, Wakeup, earliest
 from .datastores._base import DataStore, ScheduleUpdate
 
 #: Schedules acquired per round trip.
@@ -223,6 +223,7 @@ class ScheduleProcessor:
         self._polls = polls
         self._rng = random.Random()  # noqa: S311 - jitter, not crypto
         self.wakeup = Wakeup(clock)
+        self._recheck = Backoff(RECHECK_DELAY, poll_interval)
         self._stopping = False
 
     def request_stop(self) -> None:
@@ -311,14 +312,17 @@ class ScheduleProcessor:
         now = self._clock.now()
         deadline: datetime | None = None
         poll = self._polls()
+        due = False
         for store in self._stores.values():
             next_time = await store.get_next_schedule_time()
             if next_time is not None and _utc(next_time) <= _utc(now):
-                # Due but not acquired: held by another node. Stores report held
-                # schedules at their lease's end, so this is rare; poll, never spin.
-                poll = True
+                due = True  # not acquired, yet due: see RECHECK_DELAY
             else:
                 deadline = earliest(deadline, next_time)
+        if due:
+            deadline = earliest(deadline, now + self._recheck.next_delay())
+        else:
+            self._recheck.reset()
         if poll:
             deadline = earliest(deadline, now + self._poll_interval)
         return deadline

@@ -178,8 +178,7 @@ def as_timedelta(value: object, *, name: str) -> timedelta:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return timedelta(seconds=value)
     raise TypeError(
-        f"{name} must be a timedelta or a number of seconds, not {type(value).__name__} "
-        f"{value!r}"
+        f"{name} must be a timedelta or a number of seconds, not {type(value).__name__} {value!r}"
     )
 
 

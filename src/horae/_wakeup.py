@@ -16,6 +16,13 @@ import anyio.lowlevel
 
 from ._clock import Clock
 
+#: How soon a loop looks again when its store reports work that is already due but that
+#: the loop did not get: it came due while the loop was reading the store (common when
+#: fire times are dense), or another node's claim had not committed yet. Stores report
+#: work that another node holds at the end of its lease, so due work is acquirable; the
+#: delay doubles on each such round, up to the poll interval, so a loop never spins.
+RECHECK_DELAY = timedelta(milliseconds=20)
+
 
 def earliest(*times: datetime | None) -> datetime | None:
     """The earliest of the given times, ignoring ``None`` (``None`` if all are)."""

@@ -37,7 +37,7 @@ from ._exceptions import (
 from ._logging import job_fields
 from ._structures import Job, JobResult
 from ._tasks import TaskCache, TaskRegistry
-from ._wakeup import Backoff, Wakeup, earliest, wait_for_event
+from ._wakeup import RECHECK_DELAY, Backoff, Wakeup, earliest, wait_for_event
 from .datastores._base import DataStore
 from .events import Event, JobReleased
 from .executors._base import JobExecutor
@@ -193,6 +193,7 @@ class Worker:
         self._stopping = False
         self._next_store = 0
         self.wakeup = Wakeup(clock)
+        self._recheck = Backoff(RECHECK_DELAY, poll_interval)
 
     def request_stop(self) -> None:
         """Stop acquiring jobs; running ones get the grace period, then are cancelled."""
@@ -274,14 +275,19 @@ class Worker:
     async def _next_wakeup(self, now: datetime) -> datetime | None:
         deadline: datetime | None = None
         poll = self._polls()
+        due = False
         for store in self._stores.values():
             next_time = await store.get_next_job_time()
             if next_time is not None and next_time <= now:
                 # A due job we did not get (stores leave jobs held back by a running
-                # limit out of this time, so this is rare): poll, never spin.
-                poll = True
+                # limit out of this time): it came due meanwhile; see RECHECK_DELAY.
+                due = True
             else:
                 deadline = earliest(deadline, next_time)
+        if due:
+            deadline = earliest(deadline, now + self._recheck.next_delay())
+        else:
+            self._recheck.reset()
         if poll:
             deadline = earliest(deadline, now + self._poll_interval)
         return deadline

@@ -10,7 +10,11 @@ installed or started beyond the test dependencies.
 from __future__ import annotations
 
 import os
+import random
 import socket
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -69,26 +73,72 @@ def mongodb_uri() -> Iterator[str]:
         server.stop()
 
 
+def _port_below_ephemeral_range() -> int:
+    """A free port below the kernel's ephemeral range.
+
+    While a server on an ephemeral port is down, a client that keeps connecting to it may
+    be given that very port as its own source port and connect to itself (a TCP
+    self-connection), and then the server cannot bind its port again. Ports outside the
+    range are never handed out as source ports.
+    """
+    try:
+        text = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text()
+        low = int(text.split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    rng = random.Random()
+    for _ in range(100):
+        port = rng.randrange(max(1024, low // 2), low)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port below the ephemeral range")
+
+
 class RestartableServer:
-    """A private SecantusDB server on disk that can be stopped and started again on the
-    same port with the same data (for the outage tests)."""
+    """A private SecantusDB server process on disk that can be stopped and started again
+    on the same port with the same data (for the outage tests).
+
+    A separate process, so that stopping it really closes its port and connections, as a
+    crashed or restarted database server would.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.port = 0
-        self._server: SecantusDBServer | None = None
+        self.port = _port_below_ephemeral_range()
+        self._process: subprocess.Popen[bytes] | None = None
 
     @property
     def uri(self) -> str:
         return f"mongodb://127.0.0.1:{self.port}/"
 
-    def start(self) -> None:
-        server = SecantusDBServer(host="127.0.0.1", port=self.port, storage_path=str(self.path))
-        server.start()
-        self.port = server.address[1]
-        self._server = server
+    def start(self, timeout: float = 30.0) -> None:
+        self.path.mkdir(parents=True, exist_ok=True)
+        command = [sys.executable, "-m", "secantus", "--host", "127.0.0.1"]
+        command += ["--port", str(self.port), "--storage-path", str(self.path / "data")]
+        with open(self.path / "server.log", "ab") as log:
+            self._process = subprocess.Popen(
+                command, cwd=self.path, stdout=log, stderr=subprocess.STDOUT
+            )
+        deadline = time.monotonic() + timeout
+        while not _port_open(self.port):
+            if self._process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                log_text = (self.path / "server.log").read_text(errors="replace")
+                raise RuntimeError(f"the SecantusDB server did not start:\n{log_text}")
+            time.sleep(0.05)
 
     def stop(self) -> None:
-        if self._server is not None:
-            server, self._server = self._server, None
-            server.stop()
+        """Stop the server (SIGTERM: it shuts down cleanly, keeping its data)."""
+        process, self._process = self._process, None
+        if process is None:
+            return
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

@@ -34,7 +34,9 @@ from horae.serializers._records import to_epoch_us
 INTERVAL = timedelta(seconds=2)
 SCHEDULE_LEASE = timedelta(milliseconds=400)
 JOB_LEASE = timedelta(seconds=60)
-STALL_PROBABILITY = 0.1
+STALL_PROBABILITY = 0.2
+#: Jobs run per loop (few, so that a loop is short and the other node sees the stalls).
+JOB_BATCH = 10
 
 
 def make_update(schedule: Schedule, clock: SystemClock) -> ScheduleUpdate:
@@ -67,7 +69,7 @@ def make_update(schedule: Schedule, clock: SystemClock) -> ScheduleUpdate:
 
 async def _run_jobs(store: MongoDBDataStore, node: str, clock: SystemClock) -> list[str]:
     ran = []
-    for job in await store.acquire_jobs(node, clock.now(), JOB_LEASE, 50):
+    for job in await store.acquire_jobs(node, clock.now(), JOB_LEASE, JOB_BATCH):
         finished = clock.now()
         result = JobResult(
             job_id=job.id,
@@ -100,7 +102,7 @@ async def main(uri: str, database: str, node: str, seconds: float) -> dict[str, 
             schedules = await store.acquire_schedules(node, clock.now(), SCHEDULE_LEASE, 25)
             updates = [make_update(schedule, clock) for schedule in schedules]
             if updates and rng.random() < STALL_PROBABILITY:
-                await asyncio.sleep(SCHEDULE_LEASE.total_seconds() * 1.5)
+                await asyncio.sleep(SCHEDULE_LEASE.total_seconds() * 3)
             jobs = await store.release_schedules(node, updates)
             made = {job.schedule_id for job in jobs}
             fenced += sum(1 for u in updates if u.jobs and u.schedule_id not in made)

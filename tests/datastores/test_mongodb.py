@@ -309,11 +309,10 @@ async def test_newer_schema_version_is_refused(
     admin[database]["metadata"].insert_one({"_id": "schema", "version": 2})
     store = MongoDBDataStore(mongodb_uri, database)
     message = (
-        f"the MongoDB database {database!r} at {mongodb_uri.split('//')[1].rstrip('/')} was "
-        f"created by a newer version of horae (schema version 2, this version supports 1); "
-        f"upgrade horae"
+        rf"the MongoDB database {database!r} at .+ was created by a newer version of horae "
+        rf"\(schema version 2, this version supports 1\); upgrade horae"
     )
-    with pytest.raises(SchemaVersionError, match=re.escape(message)):
+    with pytest.raises(SchemaVersionError, match=message):
         await store.start(broker, LOGGER)
     # nothing was created in a database this version does not understand
     assert admin[database].list_collection_names() == ["metadata"]

@@ -242,6 +242,9 @@ def mongodb_server() -> Iterator[str]:
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait()
+        for pipe in (server.stdin, server.stdout):
+            if pipe is not None:
+                pipe.close()
 
 
 #: A rough upper bound of the time to add one schedule from the test process, per store.

@@ -27,10 +27,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
+from uuid import UUID
 
 import attrs
 from pymongo import ASCENDING, ReplaceOne, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 
 from horae._enums import JobOutcome
@@ -264,6 +266,58 @@ async def claim_jobs(
     if claimed.modified_count != len(ids):
         raise Conflict
     return Claimed([{**doc, **lease} for doc in chosen], ended)
+
+
+async def renew_leases(
+    jobs: AsyncCollection[Doc], scheduler_id: str, job_ids: list[UUID], until_us: int
+) -> set[UUID]:
+    """Extend the leases of the jobs *scheduler_id* holds; return their ids."""
+    # Renew first, then read which are still ours: a reaper that read the old lease
+    # conflicts with the renewal and, run again, sees the new one. One statement per job,
+    # as in acquire_schedules (see _mongodb_schedules).
+    lease = {"$set": {"acquired_until": until_us}}
+    renewals = [
+        UpdateOne({"_id": job_id, "acquired_by": scheduler_id}, lease) for job_id in job_ids
+    ]
+    await jobs.bulk_write(renewals, ordered=False)
+    held = {"_id": {"$in": job_ids}, "acquired_by": scheduler_id}
+    return {doc["_id"] for doc in await jobs.find(held, {"_id": 1}).to_list()}
+
+
+async def release_one(
+    db: AsyncDatabase[Doc],
+    session: AsyncClientSession,
+    scheduler_id: str,
+    job_id: UUID,
+    result: Doc,
+) -> Doc | None:
+    """The body of the ``release_job`` transaction: delete the job if *scheduler_id*
+    holds it and keep its *result* document; return the job's fields (``None`` if it
+    was not held).
+
+    *result* carries a ``release_token`` of the call, so that a retry whose first
+    attempt committed (and whose reply was lost) finds its own result and still answers
+    that the job was released.
+    """
+    fields = {"task_id": 1, "schedule_id": 1, "scheduled_fire_time": 1, "started_at": 1}
+    job: Doc | None = await db["jobs"].find_one_and_delete(
+        {"_id": job_id, "acquired_by": scheduler_id},
+        {**fields, "result_expiration_time": 1},
+        session=session,
+    )
+    if job is None:
+        mine = {"_id": job_id, "release_token": result["release_token"]}
+        replay: Doc | None = await db["job_results"].find_one(mine, fields, session=session)
+        return replay
+    lifetime = duration_us(job.get("result_expiration_time"))
+    if lifetime > 0:
+        # The store sets expires_at from the job's expiration time, and started_at from
+        # the lease when the worker did not say.
+        kept = {**result, "expires_at": result["finished_at"] + lifetime}
+        if kept.get("started_at") is None:
+            kept["started_at"] = job.get("started_at")
+        await db["job_results"].replace_one({"_id": job_id}, kept, upsert=True, session=session)
+    return job
 
 
 async def next_job_time_us(db: AsyncDatabase[Doc]) -> int | None:

@@ -5,15 +5,22 @@ runs them (retried, or in a transaction where they say so), decodes what they re
 and publishes the events.
 
 **Acquisition** uses conditional updates, not a transaction. One query reads the due
-schedules that the caller may lease (earliest first, up to the limit); one
-``update_many`` claims exactly those, with the "free for this caller" condition and each
-document's ``rev`` repeated in its filter, and stamps them with the call's token. When it
-claims all of them, the documents read are what is stored now (``rev`` proves that
-nothing but the lease changed), so a batch costs two round trips (the read of the
-schedules whose pause ends runs beside the first). When another node took some in
-between, the update skips them (MongoDB evaluates the filter again on each document as
-it writes it), the ones carrying the token are read back, and the query runs again for
-the rest of the batch: every round finds the lost ones gone, so the loop ends.
+schedules that the caller may lease (earliest first, up to the limit); one ``update``
+command claims exactly those, with one statement per schedule that repeats the "free for
+this caller" condition and the document's ``rev`` in its filter, and stamps them with
+the call's token. When it claims all of them, the documents read are what is stored now
+(``rev`` changes with every write, so it proves that nothing but the lease changed), and
+the batch costs two round trips (the read of the schedules whose pause ends runs beside
+the first). When another node took some in between, their statements match nothing
+(MongoDB evaluates a filter again on the document as it writes it), the ones carrying
+the token are read back, and the query runs again for the rest of the batch: every round
+finds the lost ones gone, so the loop ends.
+
+One statement per schedule rather than one multi-document ``update_many`` also means
+that each statement waits for a conflicting transaction on its own document only.
+(SecantusDB, the test server, holds a collection lock for the whole of a multi-document
+write outside a transaction while it waits, so a transaction that needs that collection
+again could never finish; multi-document writes therefore only run inside transactions.)
 
 **Release** is one transaction for the batch: read the schedules still held by the
 caller, advance (or delete) each with ``acquired_by`` repeated in its filter (fencing),
@@ -75,9 +82,12 @@ async def _wake(
     """Unpause *waking*; return those this call unpaused (the token tells them from ones
     that another node unpaused meanwhile, so each ``ScheduleUnpaused`` is sent once)."""
     ids = [doc["_id"] for doc in waking]
-    wake = {"_id": {"$in": ids}, "paused": True, "paused_until": {"$lte": now_us}}
     fields = {"paused": False, "pause_reason": None, "paused_until": None, "woken": token}
-    result = await schedules.update_many(wake, {"$set": fields, "$inc": {"rev": 1}})
+    wake = {"paused": True, "paused_until": {"$lte": now_us}}
+    result = await schedules.bulk_write(
+        [UpdateOne({"_id": i, **wake}, {"$set": fields, "$inc": {"rev": 1}}) for i in ids],
+        ordered=False,
+    )
     if result.modified_count == len(ids):
         return waking
     docs: list[Doc] = await schedules.find({"_id": {"$in": ids}, "woken": token}).to_list()
@@ -107,11 +117,18 @@ async def _claim(
     token: str,
 ) -> list[Doc]:
     """Lease the *candidates* that are still as read and free; return them leased."""
-    same = [{"_id": doc["_id"], "rev": doc.get("rev")} for doc in candidates]
     lease = {"acquired_by": scheduler_id, "acquired_until": until_us, "claim": token}
-    result = await schedules.update_many(
-        {"$and": [{"$or": same}, _due(scheduler_id, now_us)]},
-        {"$set": lease, "$inc": {"rev": 1}},
+    due = _due(scheduler_id, now_us)
+    # One conditional update per document, in one command (see the module docstring).
+    result = await schedules.bulk_write(
+        [
+            UpdateOne(
+                {"_id": doc["_id"], "rev": doc.get("rev"), **due},
+                {"$set": lease, "$inc": {"rev": 1}},
+            )
+            for doc in candidates
+        ],
+        ordered=False,
     )
     if result.modified_count == len(candidates):
         return [{**doc, **lease, "rev": (doc.get("rev") or 0) + 1} for doc in candidates]
@@ -220,7 +237,9 @@ async def release(
         return []
     result = await db["schedules"].bulk_write(schedule_ops, ordered=False, session=session)
     if result.matched_count + result.deleted_count != len(schedule_ops):
-        raise Conflict  # cannot happen under snapshot isolation; a write conflict would
+        # Under snapshot isolation a document changed since the read fails with a write
+        # conflict rather than matching nothing; check anyway.
+        raise Conflict
     inserted: set[UUID] = set()
     if job_ops:
         jobs_result = await db["jobs"].bulk_write(job_ops, ordered=False, session=session)

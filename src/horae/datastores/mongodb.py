@@ -56,7 +56,6 @@ from horae.datastores._mongodb_connection import (
 )
 from horae.datastores._mongodb_docs import (
     Doc,
-    duration_us,
     from_doc,
     insert_op,
     opt_time,
@@ -68,6 +67,8 @@ from horae.datastores._mongodb_jobs import (
     claim_jobs,
     ended_event,
     next_job_time_us,
+    release_one,
+    renew_leases,
     undecodable_result,
 )
 from horae.datastores._mongodb_schedules import acquire, next_schedule_time_us, release
@@ -533,16 +534,10 @@ class MongoDBDataStore(MongoDBConnection, DataStore):
         unique = list(dict.fromkeys(job_ids))
         if not unique:
             return set()
-        held = {"_id": {"$in": unique}, "acquired_by": scheduler_id}
-        lease = {"$set": {"acquired_until": us(now + lease_duration)}}
-
-        async def operation() -> set[UUID]:
-            # Renew first, then read which are still ours: a reaper that read the old
-            # lease conflicts with the renewal and, run again, sees the new one.
-            await jobs.update_many(held, lease)
-            return {doc["_id"] for doc in await jobs.find(held, {"_id": 1}).to_list()}
-
-        return await self._run("extend_job_leases", operation)
+        until_us = us(now + lease_duration)
+        return await self._run(
+            "extend_job_leases", lambda: renew_leases(jobs, scheduler_id, unique, until_us)
+        )
 
     async def release_job(self, scheduler_id: str, result: JobResult) -> bool:
         db = self._started()
@@ -550,33 +545,10 @@ class MongoDBDataStore(MongoDBConnection, DataStore):
         # A kept result carries the call's token, so that a retry whose first attempt
         # committed (and whose reply was lost) still answers True.
         record["release_token"] = uuid4().hex
-        fields = {"task_id": 1, "schedule_id": 1, "scheduled_fire_time": 1, "started_at": 1}
-
-        async def body(session: AsyncClientSession) -> Doc | None:
-            job = await db["jobs"].find_one_and_delete(
-                {"_id": result.job_id, "acquired_by": scheduler_id},
-                {**fields, "result_expiration_time": 1},
-                session=session,
-            )
-            if job is None:
-                mine = {"_id": result.job_id, "release_token": record["release_token"]}
-                replay: Doc | None = await db["job_results"].find_one(
-                    mine, fields, session=session
-                )
-                return replay
-            lifetime = duration_us(job.get("result_expiration_time"))
-            if lifetime > 0:
-                # The store sets expires_at from the job's expiration time, and started_at
-                # from the lease when the worker did not say.
-                kept = {**record, "expires_at": record["finished_at"] + lifetime}
-                if kept.get("started_at") is None:
-                    kept["started_at"] = job.get("started_at")
-                await db["job_results"].replace_one(
-                    {"_id": result.job_id}, kept, upsert=True, session=session
-                )
-            return job
-
-        job = await self._transaction("release_job", body)
+        job = await self._transaction(
+            "release_job",
+            lambda session: release_one(db, session, scheduler_id, result.job_id, record),
+        )
         if job is None:
             return False
         started_at = result.started_at or opt_time(job.get("started_at"))
@@ -620,9 +592,15 @@ class MongoDBDataStore(MongoDBConnection, DataStore):
     async def cleanup(self, now: datetime) -> None:
         db = self._started()
         expired = {"expires_at": {"$lte": us(now)}}
-        await self._run("cleanup", lambda: db["job_results"].delete_many(expired))
-        # Lock documents only give racing acquire_jobs transactions something to
-        # conflict on; their content means nothing, so dropping them is always safe (a
-        # transaction that wrote one meanwhile conflicts with the delete, or re-creates
-        # it), and it keeps locks of removed schedules from piling up.
-        await self._run("cleanup", lambda: db["locks"].delete_many({}))
+
+        async def body(session: AsyncClientSession) -> None:
+            # In a transaction, whose write conflicts abort at once, rather than as
+            # multi-document deletes outside one (see _mongodb_schedules).
+            await db["job_results"].delete_many(expired, session=session)
+            # Lock documents only give racing acquire_jobs transactions something to
+            # conflict on; their content means nothing, so dropping them is safe (a
+            # transaction that wrote one meanwhile conflicts with this one), and it
+            # keeps the locks of removed schedules from piling up.
+            await db["locks"].delete_many({}, session=session)
+
+        await self._transaction("cleanup", body)
