@@ -37,6 +37,7 @@ import signal
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections import Counter
@@ -313,14 +314,14 @@ def main() -> None:
     args = parser.parse_args()
     count = args.schedules or (600 if args.quick else 3000)
     mongo_count = args.mongodb_schedules or min(count, 600)
-    workdir = Path(f"/tmp/multinode_bench_{os.getpid()}")
-    workdir.mkdir(parents=True, exist_ok=True)
+    scratch = tempfile.TemporaryDirectory(prefix="horae-multinode-bench-")
+    workdir = Path(scratch.name)
     print(f"# Three nodes on one store: horae vs APScheduler 4 ({count:,} schedules over "
           f"{args.window:g} s)\n")  # fmt: skip
     print(machine_summary(["horae", "apscheduler", "anyio", "asyncpg", "redis", "pymongo"]))
     print(f"\nCommand: `bash benchmarks/run.sh multinode{' --quick' if args.quick else ''}`\n")
     results = []
-    with MongoServer() as mongodb_uri:
+    with scratch, MongoServer() as mongodb_uri:
         for entry in args.only.split(","):
             system, store = entry.split(":")
             n = mongo_count if store == "mongodb" else count

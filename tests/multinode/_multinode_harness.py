@@ -250,7 +250,7 @@ def mongodb_server() -> Iterator[str]:
 #: A rough upper bound of the time to add one schedule from the test process, per store.
 SEED_SECONDS = {"postgres": 0.004, "redis": 0.003, "sqlite": 0.01, "mongodb": 0.012}
 #: Time for a few node processes to start (imports, connections, schema checks).
-STARTUP_LEAD = timedelta(seconds=5)
+STARTUP_LEAD = timedelta(seconds=4)
 
 BACKENDS = [
     pytest.param("sqlite", id="sqlite+local"),

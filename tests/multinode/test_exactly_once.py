@@ -12,8 +12,10 @@ PostgreSQL with :class:`~horae.eventbrokers.PostgresEventBroker`, Redis with
 Sizes (schedules whose fire times are spread over a 10-second window; a tenth of them
 fire every 2 seconds until the window ends, the rest once), chosen so that the whole
 ``tests/multinode`` suite stays within a few minutes on two busy cores:
-PostgreSQL 3,000; Redis, SQLite and MongoDB 600 each. ``HORAE_MULTINODE_FULL=1`` runs
-every store with 3,000.
+PostgreSQL 3,000 (the issue's full size); Redis and SQLite 600 each; MongoDB 200
+(SecantusDB, the MongoDB-wire server that CI runs, is written in Python and much slower
+than mongod). ``HORAE_MULTINODE_FULL=1`` runs every store with 3,000 (Redis and SQLite
+pass at that size too; SecantusDB takes minutes).
 """
 
 from __future__ import annotations
@@ -54,7 +56,7 @@ WINDOW = timedelta(seconds=10)
 #: The lease of the exactly-once test (the failover tests use shorter ones).
 LEASE = 10.0
 #: Schedules per store in the exactly-once test (see the module docstring).
-SIZES = {"postgres": 600, "redis": 600, "sqlite": 600, "mongodb": 200}
+SIZES = {"postgres": 3000, "redis": 600, "sqlite": 600, "mongodb": 200}
 
 __all__ = ["backend", "mongodb_uri"]  # fixtures, imported for this module's tests
 
@@ -127,8 +129,9 @@ def running_at_once(lines: list[dict[str, Any]]) -> int:
 
 @pytest.mark.parametrize("backend", BACKENDS, indirect=True)
 async def test_max_running_jobs_holds_across_nodes(backend: Backend, tmp_path: Path) -> None:
-    """A task limited to LIMIT running jobs never runs more at once on three nodes, and
-    does run LIMIT at once (15 jobs due together, each running 0.4 s)."""
+    """A task limited to LIMIT (2) running jobs never runs more at once on three nodes
+    that run one job each at most, and does run LIMIT at once (15 jobs due together,
+    each running 0.4 s): two nodes at a time run one, the third is refused."""
     at = first_fire_time(backend, 15)
     plans = [
         Plan(f"limited-{number:02}", limited, DateTrigger(at + timedelta(milliseconds=number)))
@@ -137,7 +140,7 @@ async def test_max_running_jobs_holds_across_nodes(backend: Backend, tmp_path: P
     expected = expected_runs(plans)
     with Cluster(backend, tmp_path, lease_seconds=2.0) as cluster:
         for number in range(3):
-            cluster.start(f"node-{number}")
+            cluster.start(f"node-{number}", max_concurrent_jobs=1)
         await seed(backend, plans)
         await cluster.wait_ready()
         await wait_for_runs(cluster, expected, seconds=60)
@@ -145,8 +148,10 @@ async def test_max_running_jobs_holds_across_nodes(backend: Backend, tmp_path: P
         lines = cluster.job_lines()
         tally = Tally.of(lines)
         check_exactly_once(tally, expected, cluster)
-        # Which nodes win the jobs is up to timing (with polling stores one node often
-        # takes them all), so only the limit itself is asserted, never the spread.
+        # Which nodes win the jobs is up to timing (with polling stores the node that
+        # frees a slot often takes the next job), so the spread is never asserted. Each
+        # node runs one job at most, so LIMIT jobs at once means LIMIT nodes at once,
+        # while the third was refused: the limit held across nodes.
         assert running_at_once(lines) == LIMIT
 
 
@@ -160,7 +165,6 @@ SKEW_LEASE = 3.0
     "backend",
     [
         pytest.param("postgres+postgres", marks=pytest.mark.postgres),
-        pytest.param("sqlite", id="sqlite+local"),
     ],
     indirect=True,
 )
@@ -216,14 +220,7 @@ async def test_clock_skew_below_the_lease_margin_never_duplicates(
         assert min(tally.lateness) >= -(SKEW / 2 + 0.05), min(tally.lateness)
 
 
-@pytest.mark.parametrize(
-    "backend",
-    [
-        pytest.param("postgres+postgres", marks=pytest.mark.postgres),
-        pytest.param("sqlite", id="sqlite+local"),
-    ],
-    indirect=True,
-)
+@pytest.mark.parametrize("backend", [pytest.param("sqlite", id="sqlite+local")], indirect=True)
 async def test_no_fire_waits_for_the_poll_interval(backend: Backend, tmp_path: Path) -> None:
     """With the default-sized lease of 30 s, nodes poll every 15 s; dense fire times
     (30 a second) must still run on time on three nodes racing for them. A node that

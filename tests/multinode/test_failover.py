@@ -249,10 +249,7 @@ def _connected(cluster: Cluster, identity: str) -> bool:
 
 @pytest.mark.parametrize(
     "backend",
-    [
-        pytest.param("sqlite", id="sqlite+local"),
-        pytest.param("mongodb", id="mongodb+local", marks=pytest.mark.mongodb),
-    ],
+    [pytest.param("sqlite", id="sqlite+local")],
     indirect=True,
 )
 async def test_scheduler_and_worker_nodes_share_the_work(backend: Backend, tmp_path: Path) -> None:
