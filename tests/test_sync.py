@@ -10,7 +10,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from horae import RunState, Scheduler, events
+from horae import RunState, Scheduler, SchedulerClosedError, events
 from horae.testing import FakeClock
 from horae.triggers import DateTrigger, IntervalTrigger
 
@@ -153,3 +153,105 @@ def test_stop_and_wait_until_stopped() -> None:
         assert scheduler.state is RunState.stopped
         scheduler.add_schedule(double, "interval", seconds=10, args=[1], id="kept")
         assert [s.id for s in scheduler.get_schedules()] == ["kept"]
+
+
+# ---- after close(), and call() ----------------------------------------------------------
+
+CLOSED = r"cannot {} a closed Scheduler: close\(\) .* create a new Scheduler with the same"
+
+
+def test_methods_after_close_raise_instead_of_restarting_the_loop() -> None:
+    with Scheduler() as scheduler:
+        scheduler.add_schedule(double, "interval", seconds=10, args=[1], id="kept")
+    assert scheduler_threads() == []
+    with pytest.raises(SchedulerClosedError, match=CLOSED.format(r"call add_schedule\(\) on")):
+        scheduler.add_schedule(double, "interval", seconds=10, args=[1])
+    with pytest.raises(SchedulerClosedError, match=CLOSED.format(r"call get_schedules\(\) on")):
+        scheduler.get_schedules()
+    with pytest.raises(SchedulerClosedError, match=CLOSED.format(r"enter \('with'\)")):
+        scheduler.__enter__()
+    with pytest.raises(RuntimeError):  # also a RuntimeError, for 'except RuntimeError' code
+        scheduler.start_in_background()
+    assert scheduler_threads() == []  # no loop thread was started again
+    scheduler.stop()  # nothing to stop: these return at once
+    scheduler.wait_until_stopped()
+    scheduler.close()
+    assert scheduler.state is RunState.stopped
+
+
+def test_run_until_stopped_outside_with_leaves_the_scheduler_closed() -> None:
+    scheduler = Scheduler()
+    scheduler.subscribe(lambda event: scheduler.async_scheduler.stop(), events.SchedulerStarted)
+    scheduler.run_until_stopped()
+    with pytest.raises(
+        SchedulerClosedError, match=CLOSED.format(r"call run_until_stopped\(\) on")
+    ):
+        scheduler.run_until_stopped()
+    assert scheduler_threads() == []
+
+
+def test_a_scheduler_closed_before_it_started_cannot_start() -> None:
+    scheduler = Scheduler()
+    scheduler.close()
+    with pytest.raises(SchedulerClosedError, match=CLOSED.format(r"call call\(\) on")):
+        scheduler.call(scheduler.async_scheduler.get_schedules)
+    assert scheduler_threads() == []
+
+
+async def add_async(a: int, b: int) -> int:
+    return a + b
+
+
+async def fail_async() -> None:
+    raise ValueError("async boom")
+
+
+def test_call_runs_coroutine_functions_on_the_loop_from_any_thread() -> None:
+    with Scheduler() as scheduler:
+        assert scheduler.call(add_async, 1, 2) == 3
+        schedules = scheduler.call(scheduler.async_scheduler.get_schedules)
+        assert schedules == []
+        with pytest.raises(ValueError, match="async boom"):
+            scheduler.call(fail_async)
+        # a plain function runs on the loop thread
+        assert scheduler.call(threading.current_thread).name == "horae-scheduler"
+        results: list[int] = []
+        thread = threading.Thread(target=lambda: results.append(scheduler.call(add_async, 2, 3)))
+        thread.start()
+        thread.join()
+        assert results == [5]
+
+
+def test_call_is_refused_on_the_loop_thread() -> None:
+    with Scheduler() as scheduler:
+
+        async def calls_back() -> int:
+            return scheduler.call(add_async, 1, 1)
+
+        scheduler.start_in_background()
+        with pytest.raises(RuntimeError, match="cannot be called from the scheduler's event"):
+            scheduler.run_job(calls_back)
+
+
+def test_job_control_through_the_facade() -> None:
+    from horae import OverlapPolicy, RetryPolicy, ScheduleSpec
+
+    with Scheduler(clock=FakeClock(T0)) as scheduler:  # not started: jobs stay pending
+        synced = scheduler.sync_schedules(
+            [ScheduleSpec(id="d", func=double, trigger=DateTrigger(T0 + timedelta(days=1)),
+                          args=[2], overlap=OverlapPolicy.skip,
+                          retry=RetryPolicy(max_attempts=2))]
+        )  # fmt: skip
+        assert synced.added == ("d",)
+        scheduler.pause_schedule("d", reason="why", until=T0 + timedelta(hours=1))
+        assert scheduler.get_schedule("d").pause_reason == "why"
+        job_id = scheduler.run_schedule_now("d")
+        assert scheduler.backfill("d", T0, T0 + timedelta(days=2), dry_run=True) == [
+            T0 + timedelta(days=1)
+        ]
+        assert scheduler.cancel_job(job_id)
+        assert [job.id for job in scheduler.get_jobs()] == []
+        with pytest.raises(LookupError):
+            scheduler.get_job_result(job_id)  # no result kept: expiration time 0
+        task = scheduler.configure_task(double, job_timeout=5, retry=RetryPolicy())
+        assert task.job_timeout == timedelta(seconds=5)

@@ -30,10 +30,13 @@ from ._exceptions import JobDeadlineMissed as JobDeadlineMissed
 from ._exceptions import JobLookupError as JobLookupError
 from ._exceptions import JobResultNotReady as JobResultNotReady
 from ._exceptions import ScheduleLookupError as ScheduleLookupError
+from ._exceptions import SchedulerClosedError as SchedulerClosedError
 from ._exceptions import SchemaVersionError as SchemaVersionError
 from ._exceptions import SerializationError as SerializationError
 from ._exceptions import TaskLookupError as TaskLookupError
 from ._scheduler import AsyncScheduler as AsyncScheduler
+from ._scheduler_control import ScheduleSpec as ScheduleSpec
+from ._scheduler_control import SyncResult as SyncResult
 from ._structures import Job as Job
 from ._structures import JobResult as JobResult
 from ._structures import RetryPolicy as RetryPolicy

@@ -5,6 +5,7 @@ The tests live in three modules (schedules, jobs, results); this one puts them t
 
 from __future__ import annotations
 
+from horae._contract_datastore_control import JobControlContractTests
 from horae._contract_datastore_harness import (
     CONTRACT_TEST_TIMEOUT as CONTRACT_TEST_TIMEOUT,
 )
@@ -25,6 +26,7 @@ class DataStoreContract(
     JobQueueContractTests,
     JobLeaseContractTests,
     PersistenceContractTests,
+    JobControlContractTests,
 ):
     """The public conformance tests of :class:`~horae.datastores.DataStore`.
 

@@ -12,6 +12,7 @@ Each leaf also subclasses the matching builtin, so both ``except HoraeError`` an
     ├── JobResultNotReady(HoraeError, LookupError)
     ├── JobCancelled(HoraeError)
     ├── JobDeadlineMissed(HoraeError)
+    ├── SchedulerClosedError(HoraeError, RuntimeError)
     ├── SerializationError(HoraeError, ValueError)
     ├── DeserializationError(HoraeError, ValueError)
     ├── DataStoreError(HoraeError, ConnectionError)
@@ -99,6 +100,14 @@ class JobCancelled(HoraeError):
 
 class JobDeadlineMissed(HoraeError):
     """Raised by ``run_job``/``get_job_result`` when the job missed its start deadline."""
+
+
+class SchedulerClosedError(HoraeError, RuntimeError):
+    """A method of the synchronous :class:`~horae.Scheduler` was called after ``close()``.
+
+    A closed facade has ended its event loop thread and closed its services for good;
+    create a new ``Scheduler`` to schedule again.
+    """
 
 
 class SerializationError(HoraeError, ValueError):

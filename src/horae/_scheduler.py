@@ -25,21 +25,27 @@ from uuid import UUID
 import anyio
 import anyio.abc
 
+from . import _scheduler_control as _control
 from ._clock import Clock
-from ._enums import CoalescePolicy, ConflictPolicy, RunState, SchedulerRole
+from ._enums import CoalescePolicy, ConflictPolicy, OverlapPolicy, RunState, SchedulerRole
 from ._exceptions import ScheduleLookupError
 from ._logging import component_logger
 from ._scheduler_args import (
     CoalesceName,
     ConflictName,
+    OverlapName,
     RoleName,
     as_args,
     as_enum,
     as_kwargs,
     as_optional_duration,
+    as_optional_positive_duration,
+    check_aware_datetime,
     check_event_types,
     check_metadata,
     check_optional_positive_int,
+    check_optional_str,
+    check_retry,
     first_fire_time_from,
     make_config,
     make_schedule,
@@ -48,9 +54,10 @@ from ._scheduler_args import (
     resume_fire_time,
     upcoming_fire_times,
 )
+from ._scheduler_control import ScheduleSpec, SyncResult
 from ._scheduler_loop import make_adhoc_job
 from ._scheduler_runtime import Runtime, open_services
-from ._structures import Job, JobResult, Schedule, Task
+from ._structures import Job, JobResult, RetryPolicy, Schedule, Task
 from ._tasks import TaskService
 from ._worker import unwrap_result, wait_for_result
 from .datastores._base import DataStore
@@ -316,6 +323,8 @@ class AsyncScheduler:
         job_executor: str | None = None,
         misfire_grace_time: timedelta | float | None = None,
         max_running_jobs: int | None = None,
+        job_timeout: timedelta | float | None = None,
+        retry: RetryPolicy | None = None,
         metadata: Mapping[str, Any] | None = None,
     ) -> Task:
         """Create or update a task on every data store that can hold it.
@@ -332,6 +341,10 @@ class AsyncScheduler:
             misfire_grace_time: its jobs' default start deadline after their scheduled
                 time (``timedelta`` or seconds).
             max_running_jobs: at most this many of its jobs run at once, on all nodes.
+            job_timeout: its jobs are stopped after running this long (async jobs are
+                cancelled, thread jobs abandoned, process jobs' workers killed) and end
+                as ``JobOutcome.timed_out``.
+            retry: how its failed jobs are retried (:class:`RetryPolicy`).
             metadata: free-form JSON-safe data.
 
         Returns:
@@ -353,6 +366,10 @@ class AsyncScheduler:
             changes["max_running_jobs"] = check_optional_positive_int(
                 max_running_jobs, "max_running_jobs"
             )
+        if job_timeout is not None:
+            changes["job_timeout"] = as_optional_positive_duration(job_timeout, "job_timeout")
+        if retry is not None:
+            changes["retry"] = check_retry(retry)
         if metadata is not None:
             changes["metadata"] = check_metadata(metadata)
         return await self._tasks.configure(func_or_task_id, func, changes)
@@ -379,6 +396,10 @@ class AsyncScheduler:
         misfire_grace_time: timedelta | float | None = None,
         max_jitter: timedelta | float | None = None,
         max_running_jobs: int | None = None,
+        job_timeout: timedelta | float | None = None,
+        retry: RetryPolicy | None = None,
+        overlap: OverlapPolicy | OverlapName = OverlapPolicy.allow,
+        max_catchup: int | None = None,
         job_result_expiration_time: timedelta | float = 0,
         metadata: Mapping[str, Any] | None = None,
         conflict_policy: ConflictPolicy | ConflictName = ConflictPolicy.do_nothing,
@@ -405,6 +426,18 @@ class AsyncScheduler:
             max_jitter: delay each job by a random ``0..max_jitter``, never past the
                 next fire time.
             max_running_jobs: at most this many jobs of this schedule run at once.
+            job_timeout: stop each job after it has run this long (default: the
+                task's); it ends as ``JobOutcome.timed_out``.
+            retry: retry failed jobs by this :class:`RetryPolicy` (default: the
+                task's).
+            overlap: what a fire does while a job of this schedule is unfinished, on
+                any node: ``allow`` (default: run side by side), ``skip`` (make no
+                job), ``buffer_one`` (keep one waiting), ``cancel_running`` (cancel
+                it; the new job starts once it has ended). Under every policy but
+                ``allow`` the schedule's jobs run one at a time.
+            max_catchup: with ``coalesce="all"``, make jobs for at most this many
+                (the latest) missed fire times after downtime; the rest are reported
+                by a ``SchedulerCaughtUp`` event.
             job_result_expiration_time: keep each job's result this long.
             metadata: free-form JSON-safe data.
             conflict_policy: when the id exists: ``do_nothing`` (default, keep it),
@@ -432,11 +465,15 @@ class AsyncScheduler:
             misfire_grace_time=misfire_grace_time, max_jitter=max_jitter,
             max_running_jobs=max_running_jobs,
             job_result_expiration_time=job_result_expiration_time, metadata=metadata,
+            job_timeout=job_timeout, retry=retry, overlap=overlap, max_catchup=max_catchup,
         )  # fmt: skip
         schedule_id = schedule.id
         conflict_policy = as_enum(conflict_policy, ConflictPolicy, "conflict_policy")
-        if conflict_policy is not ConflictPolicy.replace and (
-            await store.get_schedules([schedule_id])
+        # A generated id (a new UUID) cannot conflict: no need to read the store first.
+        if (
+            id is not None
+            and conflict_policy is not ConflictPolicy.replace
+            and (await store.get_schedules([schedule_id]))
         ):
             # Settle the conflict before touching the task, so that a refused schedule
             # leaves nothing behind (the store still decides races atomically).
@@ -503,16 +540,30 @@ class AsyncScheduler:
         self,
         id: str,  # noqa: A002 - the SPEC's name
         *,
+        reason: str | None = None,
+        until: datetime | None = None,
         data_store: str | None = None,
     ) -> None:
         """Pause the schedule: it makes no jobs until unpaused.
 
+        Args:
+            id: the schedule id.
+            reason: why (kept with the schedule, shown by ``horae schedules list`` and
+                in the ``SchedulePaused`` event).
+            until: unpause by itself at this moment (an aware datetime); fire times
+                missed while paused then follow the coalesce policy.
+            data_store: the store alias (default: search every store).
+
         Raises:
             ScheduleLookupError: no such schedule.
+            TypeError, ValueError: a non-str reason, a naive or non-datetime ``until``.
         """
         self._require_services("pause_schedule")
+        reason = check_optional_str(reason, "reason")
+        if until is not None:
+            until = check_aware_datetime(until, "until")
         store, _ = await self._find_schedule(id, data_store)
-        await store.pause_schedule(id)
+        await store.pause_schedule(id, reason=reason, until=until)
 
     async def unpause_schedule(
         self,
@@ -555,6 +606,106 @@ class AsyncScheduler:
         self._require_services("preview")
         _, schedule = await self._find_schedule(id_or_trigger, data_store)
         return upcoming_fire_times(schedule.trigger, schedule.next_fire_time, count)
+
+    async def _find_with_task(
+        self, schedule_id: Any, alias: str | None
+    ) -> tuple[DataStore, Schedule, Task | None]:
+        store, schedule = await self._find_schedule(schedule_id, alias)
+        store_alias = next(name for name, s in self._config.stores.items() if s is store)
+        task = await self._tasks.cache.get_optional(store_alias, store, schedule.task_id)
+        return store, schedule, task
+
+    async def run_schedule_now(
+        self,
+        id: str,  # noqa: A002 - the SPEC's name
+        *,
+        data_store: str | None = None,
+    ) -> UUID:
+        """Make one extra job of the schedule, due now, without moving the schedule.
+
+        The job has the schedule's arguments and policies and no scheduled fire time.
+        Under an overlap policy other than ``allow`` it waits for a running job of the
+        schedule to end (the schedule's jobs run one at a time); it is never skipped,
+        since it was asked for explicitly.
+
+        Returns:
+            The new job's id.
+
+        Raises:
+            ScheduleLookupError: no such schedule.
+        """
+        self._require_services("run_schedule_now")
+        store, schedule, task = await self._find_with_task(id, data_store)
+        job = await _control.run_schedule_now(store, schedule, task, self._clock.now())
+        return job.id
+
+    async def backfill(
+        self,
+        id: str,  # noqa: A002 - the SPEC's name
+        start: datetime,
+        end: datetime,
+        *,
+        dry_run: bool = False,
+        data_store: str | None = None,
+    ) -> list[datetime]:
+        """Make one job per fire time of the schedule in ``[start, end]``; return those
+        fire times (only return them with ``dry_run=True``).
+
+        The jobs start now, in fire-time order, each with its fire time as
+        ``scheduled_fire_time`` (so a job can read which period it covers from
+        ``current_job``). The schedule itself does not move, and fire times that have
+        already run are run again: a backfill is an explicit request. Overlap is
+        respected: under any policy but ``allow`` the backfilled jobs run one at a time,
+        after a running job of the schedule, never beside it. At most
+        10,000 fire times per call.
+
+        Raises:
+            ScheduleLookupError: no such schedule.
+            ValueError: ``end`` before ``start``, or too many fire times.
+            TypeError: naive or non-datetime bounds.
+        """
+        self._require_services("backfill")
+        start = check_aware_datetime(start, "start")
+        end = check_aware_datetime(end, "end")
+        store, schedule, task = await self._find_with_task(id, data_store)
+        fire_times = _control.backfill_fire_times(schedule, start, end)
+        if not dry_run and fire_times:
+            await _control.backfill(store, schedule, task, fire_times, self._clock.now())
+        return fire_times
+
+    async def sync_schedules(
+        self,
+        specs: Iterable[ScheduleSpec],
+        *,
+        prune: bool = False,
+        data_store: str = "default",
+    ) -> SyncResult:
+        """Make the store's schedules match the ones declared in code.
+
+        Adds the declared schedules that are missing, updates the ones whose
+        declaration changed, and with ``prune=True`` removes every other schedule of
+        the store (including ones made with ``add_schedule``: prune only a store whose
+        schedules are all declared). Every process of a deployment may call it with the
+        same list at the same time: they converge on one copy of each schedule. An
+        update keeps the schedule's pause state, and keeps its next fire time when the
+        trigger did not change (an interval trigger without a start time counts as
+        unchanged), so a redeploy neither re-fires nor delays anything.
+
+        Returns:
+            :class:`SyncResult`: the ids added, updated, unchanged and removed.
+
+        Raises:
+            TypeError, ValueError: not ScheduleSpec objects, an id declared twice, or a
+                bad argument in a spec (checked for all specs before anything changes).
+            SerializationError: a callable the store cannot keep a reference to.
+        """
+        self._require_services("sync_schedules")
+        checked = _control.check_specs(specs)
+        if not isinstance(prune, bool):
+            raise TypeError(f"prune must be a bool, not {type(prune).__name__} {prune!r}")
+        return await _control.sync_schedules(
+            self._config, self._tasks, checked, prune=prune, alias=data_store
+        )
 
     # ---- jobs -------------------------------------------------------------------------
 
@@ -634,6 +785,24 @@ class AsyncScheduler:
             result_expiration_time=RUN_JOB_RESULT_EXPIRATION,
         )
         return unwrap_result(await self.get_job_result(job_id))
+
+    async def cancel_job(self, job_id: UUID | str) -> bool:
+        """Cancel a pending or running job, on whichever node it runs.
+
+        A pending job ends at once; a running one is cancelled by the node that runs it
+        (an async job at its next ``await``, a thread job abandoned, a process job's
+        worker killed), within moments. Either way it ends as
+        ``JobOutcome.cancelled`` and is not retried.
+
+        Returns:
+            True if the job was cancelled (or its cancellation requested); False if it
+            had already finished.
+
+        Raises:
+            JobLookupError: no such job, and no result of one.
+        """
+        self._require_services("cancel_job")
+        return await _control.cancel_job(self._config, job_id)
 
     # ---- events -----------------------------------------------------------------------
 

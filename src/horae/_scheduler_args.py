@@ -19,7 +19,7 @@ from uuid import uuid4
 import attrs
 
 from ._clock import Clock, SystemClock
-from ._enums import CoalescePolicy, SchedulerRole
+from ._enums import CoalescePolicy, OverlapPolicy, SchedulerRole
 from ._exceptions import ConfigurationError
 from ._structures import RetryPolicy, Schedule
 from ._validation import as_timedelta, require_aware
@@ -34,8 +34,11 @@ _E = TypeVar("_E", bound=Enum)
 #: The string values accepted in place of the enums (they are stable: stores keep them).
 CoalesceName = Literal["earliest", "latest", "all"]
 ConflictName = Literal["replace", "do_nothing", "exception"]
+OverlapName = Literal["allow", "skip", "buffer_one", "cancel_running"]
 RoleName = Literal["scheduler", "worker", "both"]
 _ONE_MICROSECOND = timedelta(microseconds=1)
+#: one shared zero duration (the default result expiration) instead of one per schedule
+_ZERO = timedelta(0)
 
 
 def is_nonempty_str(value: object) -> bool:
@@ -103,6 +106,26 @@ def as_optional_duration(value: Any, name: str) -> timedelta | None:
     if duration < timedelta(0):
         raise ValueError(f"{name} must not be negative, got {duration!r}")
     return duration
+
+
+def as_optional_positive_duration(value: Any, name: str) -> timedelta | None:
+    """``None``, or a duration (``timedelta`` or seconds) that must be positive."""
+    duration = as_optional_duration(value, name)
+    if duration is not None and duration <= timedelta(0):
+        raise ValueError(f"{name} must be positive, not {value!r}")
+    return duration
+
+
+def check_aware_datetime(value: Any, name: str) -> datetime:
+    """*value* if it is a timezone-aware ``datetime``; raise otherwise."""
+    if not isinstance(value, datetime):
+        raise TypeError(f"{name} must be a datetime, not {type(value).__name__} {value!r}")
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(
+            f"{name} must be timezone-aware (e.g. datetime.now(timezone.utc)), got the "
+            f"naive {value.isoformat()!r}"
+        )
+    return value
 
 
 def check_optional_str(value: Any, name: str) -> str | None:
@@ -462,6 +485,10 @@ def make_schedule(
     max_running_jobs: Any,
     job_result_expiration_time: Any,
     metadata: Any,
+    job_timeout: Any = None,
+    retry: Any = None,
+    overlap: Any = OverlapPolicy.allow,
+    max_catchup: Any = None,
 ) -> Schedule:
     """Check ``add_schedule``'s arguments and build the schedule they describe.
 
@@ -480,6 +507,13 @@ def make_schedule(
         check_executor_name(job_executor, executors, "job_executor")
     if not isinstance(paused, bool):
         raise TypeError(f"paused must be a bool, not {type(paused).__name__} {paused!r}")
+    coalesce = as_enum(coalesce, CoalescePolicy, "coalesce")
+    if max_catchup is not None and coalesce is not CoalescePolicy.all:
+        raise ValueError(
+            f"max_catchup bounds the jobs that coalesce='all' makes after downtime; with "
+            f"coalesce={coalesce.value!r} at most one job is made anyway (drop max_catchup "
+            f"or use coalesce='all')"
+        )
     first_fire_time = spec.trigger.next(None)
     if first_fire_time is None:
         raise ValueError(
@@ -494,13 +528,18 @@ def make_schedule(
         kwargs=as_kwargs(kwargs),
         paused=paused,
         job_executor=job_executor,
-        coalesce=as_enum(coalesce, CoalescePolicy, "coalesce"),
+        coalesce=coalesce,
         misfire_grace_time=as_optional_duration(misfire_grace_time, "misfire_grace_time"),
         max_jitter=spec.max_jitter or as_optional_duration(max_jitter, "max_jitter"),
         max_running_jobs=check_optional_positive_int(max_running_jobs, "max_running_jobs"),
         job_result_expiration_time=non_negative_duration(
             job_result_expiration_time, "job_result_expiration_time"
-        ),
+        )
+        or _ZERO,
         metadata=check_metadata(metadata),
+        job_timeout=as_optional_positive_duration(job_timeout, "job_timeout"),
+        retry=check_retry(retry),
+        overlap=as_enum(overlap, OverlapPolicy, "overlap"),
+        max_catchup=check_optional_positive_int(max_catchup, "max_catchup"),
         next_fire_time=first_fire_time,
     )

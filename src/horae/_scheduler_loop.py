@@ -20,17 +20,21 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Callable, Mapping
+from collections import deque
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+import attrs
+
 from ._clock import Clock
-from ._enums import CoalescePolicy
+from ._enums import CoalescePolicy, OverlapPolicy
 from ._logging import job_fields
 from ._structures import Job, Schedule, Task
 from ._tasks import TaskCache
 from ._wakeup import RECHECK_DELAY, Backoff, Wakeup, earliest
 from .datastores._base import DataStore, ScheduleUpdate
+from .events import Event, ScheduleFireSkipped, SchedulerCaughtUp
 
 #: Schedules acquired per round trip.
 SCHEDULE_BATCH_SIZE = 100
@@ -129,6 +133,30 @@ def due_fire_times(
     return fires, current
 
 
+def capped_fire_times(
+    schedule: Schedule, now: datetime, cap: int
+) -> tuple[list[tuple[datetime, datetime | None]], datetime | None, int]:
+    """``CoalescePolicy.all`` with ``max_catchup=cap``: the latest *cap* missed fire
+    times, the next fire time, and how many fire times were missed in all.
+
+    Every missed fire time is visited once (they must be counted), but only *cap* of
+    them are kept, so memory and the jobs made stay bounded however long the downtime.
+    """
+    first = schedule.next_fire_time
+    assert first is not None, "acquired schedules always have a next fire time"
+    trigger = schedule.trigger
+    now_utc = _utc(now)
+    kept: deque[tuple[datetime, datetime | None]] = deque(maxlen=cap)
+    missed = 0
+    current: datetime | None = first
+    while current is not None and _utc(current) <= now_utc:
+        following = trigger.next(current)
+        kept.append((current, following))
+        missed += 1
+        current = following
+    return list(kept), current, missed
+
+
 def make_job(
     schedule: Schedule,
     task: Task | None,
@@ -164,13 +192,48 @@ def make_job(
         start_time=start_time,
         start_deadline=None if grace is None else start_time + grace,
         job_executor=schedule.job_executor,
-        max_running_jobs=schedule.max_running_jobs,
+        max_running_jobs=schedule_job_limit(schedule),
         job_timeout=schedule.job_timeout or (task.job_timeout if task else None),
         retry=schedule.retry or (task.retry if task else None),
         result_expiration_time=schedule.job_result_expiration_time,
         created_at=now,
         metadata=schedule.metadata,
     )
+
+
+def schedule_job_limit(schedule: Schedule) -> int | None:
+    """How many jobs of *schedule* may run at once: its ``max_running_jobs``, and one
+    under every overlap policy but ``allow``."""
+    if schedule.overlap is OverlapPolicy.allow:
+        return schedule.max_running_jobs
+    return 1
+
+
+def apply_overlap(
+    schedule: Schedule, jobs: list[Job], existing: Sequence[Job]
+) -> tuple[list[Job], list[tuple[Job, str]], list[Job]]:
+    """Sort this round's *jobs* of *schedule* by its overlap policy, given the jobs of
+    the schedule that are still pending or running (*existing*, on any node).
+
+    Returns ``(jobs to create, [(job skipped, why)], existing jobs to cancel)``.
+    """
+    policy = schedule.overlap
+    if policy is OverlapPolicy.allow or not jobs:
+        return jobs, [], []
+    if policy is OverlapPolicy.skip:
+        if existing:
+            why = f"overlap=skip: job {existing[0].id} of this schedule has not finished"
+            return [], [(job, why) for job in jobs], []
+        why = "overlap=skip: an earlier fire time of the same round runs first"
+        return jobs[:1], [(job, why) for job in jobs[1:]], []
+    if policy is OverlapPolicy.buffer_one:
+        # one job runs and at most one waits behind it (jobs of the schedule run one at
+        # a time under this policy), wherever they were made
+        room = max(0, 2 - len(existing))
+        why = "overlap=buffer_one: a job of this schedule is already waiting"
+        return jobs[:room], [(job, why) for job in jobs[room:]], []
+    why = "overlap=cancel_running: superseded by a later fire time of the same round"
+    return jobs[-1:], [(job, why) for job in jobs[:-1]], list(existing)
 
 
 def make_adhoc_job(
@@ -212,8 +275,10 @@ class ScheduleProcessor:
         tasks: TaskCache,
         logger: logging.Logger,
         polls: Callable[[], bool],
+        publish: Callable[[Event], Awaitable[None]],
     ) -> None:
         self._stores = stores
+        self._publish = publish
         self._identity = identity
         self._clock = clock
         self._lease_duration = lease_duration
@@ -238,11 +303,16 @@ class ScheduleProcessor:
         while not self._stopping:
             try:
                 more = False
+                round_started: datetime | None = None
                 for alias, store in self._stores.items():
-                    more |= await self._process_batch(alias, store)
+                    # read per store: a lease runs from this moment, not the first store's
+                    now = self._clock.now()
+                    round_started = round_started or now
+                    more |= await self._process_batch(alias, store, now)
                 if more:
                     continue  # a full batch: there may be more due schedules right now
-                deadline = await self._next_wakeup()
+                assert round_started is not None  # there is always a store
+                deadline = await self._next_wakeup(round_started)
                 backoff.reset()
             except Exception:
                 delay = backoff.next_delay()
@@ -250,32 +320,101 @@ class ScheduleProcessor:
                 deadline = self._clock.now() + delay
             await self.wakeup.wait(deadline)
 
-    async def _process_batch(self, alias: str, store: DataStore) -> bool:
-        """Acquire, compute and release one batch; True if there may be more due now."""
-        now = self._clock.now()
+    async def _process_batch(self, alias: str, store: DataStore, now: datetime) -> bool:
+        """Acquire (as of *now*), compute and release one batch; True if there may be
+        more due now."""
         schedules = await store.acquire_schedules(
             self._identity, now, self._lease_duration, SCHEDULE_BATCH_SIZE
         )
         if not schedules:
             return False
+        existing = await self._existing_jobs(store, schedules)
         updates = []
+        events: list[Event] = []
+        to_cancel: dict[str, list[Job]] = {}
         for schedule in schedules:
             task = await self._tasks.get_optional(alias, store, schedule.task_id)
-            updates.append(self._compute_update(schedule, task, now))
+            update = self._compute_update(schedule, task, now, events)
+            if update.jobs and schedule.overlap is not OverlapPolicy.allow:
+                jobs, skipped, cancel = apply_overlap(
+                    schedule, list(update.jobs), existing.get(schedule.id, ())
+                )
+                update = attrs.evolve(update, jobs=jobs)
+                events += [
+                    ScheduleFireSkipped(
+                        timestamp=now, schedule_id=schedule.id, reason=why,
+                        fire_time=job.scheduled_fire_time or now,
+                    )
+                    for job, why in skipped
+                ]  # fmt: skip
+                if cancel:
+                    to_cancel[schedule.id] = cancel
+            updates.append(update)
         # Fenced by the lease: if it expired meanwhile and another node took a schedule
         # over, the store ignores that schedule's update, jobs included.
-        await store.release_schedules(self._identity, updates)
+        created = await store.release_schedules(self._identity, updates)
+        if to_cancel:
+            await self._cancel_superseded(store, to_cancel, created, now)
+        for event in events:
+            await self._publish(event)
         still_due = any(
             update.next_fire_time is not None and _utc(update.next_fire_time) <= _utc(now)
             for update in updates
         )  # a CoalescePolicy.all catch-up that reached MAX_FIRES_PER_RELEASE
         return still_due or len(schedules) >= SCHEDULE_BATCH_SIZE
 
+    async def _existing_jobs(
+        self, store: DataStore, schedules: Sequence[Schedule]
+    ) -> dict[str, list[Job]]:
+        """The unfinished jobs of the batch's schedules that have an overlap policy."""
+        ids = [s.id for s in schedules if s.overlap is not OverlapPolicy.allow]
+        found: dict[str, list[Job]] = {}
+        if ids:
+            for job in await store.get_schedule_jobs(ids):
+                assert job.schedule_id is not None
+                found.setdefault(job.schedule_id, []).append(job)
+        return found
+
+    async def _cancel_superseded(
+        self, store: DataStore, to_cancel: Mapping[str, list[Job]], created: Sequence[Job],
+        now: datetime,
+    ) -> None:  # fmt: skip
+        """``overlap=cancel_running``: cancel the older jobs of each schedule whose new
+        job was created (not those of a schedule whose release was fenced off)."""
+        made = {job.schedule_id for job in created}
+        for schedule_id, jobs in to_cancel.items():
+            if schedule_id not in made:
+                continue
+            for job in jobs:
+                self._logger.info(
+                    "Cancelling job %s: a new fire of schedule %r supersedes it "
+                    "(overlap=cancel_running)", job.id, schedule_id,
+                    extra=job_fields(job_id=job.id, schedule_id=schedule_id, task_id=job.task_id),
+                )  # fmt: skip
+                await store.cancel_job(job.id, now)
+
     def _compute_update(
-        self, schedule: Schedule, task: Task | None, now: datetime
+        self, schedule: Schedule, task: Task | None, now: datetime, events: list[Event]
     ) -> ScheduleUpdate:
         try:
-            fires, next_fire_time = due_fire_times(schedule, now)
+            if schedule.coalesce is CoalescePolicy.all and schedule.max_catchup is not None:
+                fires, next_fire_time, missed = capped_fire_times(
+                    schedule, now, schedule.max_catchup
+                )
+                if missed > len(fires):
+                    self._logger.warning(
+                        "Schedule %r missed %d fire times; making jobs for the latest %d "
+                        "(max_catchup)", schedule.id, missed, len(fires),
+                        extra=job_fields(schedule_id=schedule.id, task_id=schedule.task_id),
+                    )  # fmt: skip
+                    events.append(
+                        SchedulerCaughtUp(
+                            timestamp=now, schedule_id=schedule.id, missed=missed,
+                            created=len(fires),
+                        )
+                    )  # fmt: skip
+            else:
+                fires, next_fire_time = due_fire_times(schedule, now)
             jobs = [
                 make_job(schedule, task, fire_time, following, now, self._rng)
                 for fire_time, following in fires
@@ -306,10 +445,17 @@ class ScheduleProcessor:
             jobs=jobs,
         )
 
-    async def _next_wakeup(self) -> datetime | None:
+    async def _next_wakeup(self, now: datetime) -> datetime | None:
         """When to look again: the earliest next fire time of any store, with polling
-        as the safety net where another process may change a store unannounced."""
-        now = self._clock.now()
+        as the safety net where another process may change a store unannounced.
+
+        *now* is the time the round acquired with. A schedule due at or before it that
+        the round did not get is held by another node (or its claim had not committed):
+        that needs the back-off of RECHECK_DELAY. One that came due after it, while the
+        batch ran (common when fire times are dense), is simply next: the deadline is
+        its fire time, already past, so the next round starts at once. Comparing with a
+        fresh reading of the clock would put those behind the back-off as well.
+        """
         deadline: datetime | None = None
         poll = self._polls()
         due = False

@@ -26,6 +26,7 @@ from .datastores._base import DataStore
 from .events import (
     Event,
     JobAdded,
+    JobCancellationRequested,
     JobReleased,
     ScheduleAdded,
     SchedulerStarted,
@@ -77,7 +78,7 @@ class Runtime:
                 stores=config.stores, identity=config.identity, clock=config.clock,
                 lease_duration=config.lease_duration, poll_interval=config.poll_interval,
                 tasks=tasks.cache, logger=component_logger(config.logger, "scheduler"),
-                polls=config.polls,
+                polls=config.polls, publish=config.broker.publish,
             )  # fmt: skip
         if config.role in (SchedulerRole.both, SchedulerRole.worker):
             self._worker = Worker(
@@ -109,12 +110,26 @@ class Runtime:
                 self._processor.wakeup.wake_at(event.next_fire_time)
         elif isinstance(event, (JobAdded, JobReleased)) and self._worker is not None:
             self._worker.wakeup.set()  # a new job, or a freed slot of a limited task
+        elif (
+            isinstance(event, JobCancellationRequested)
+            and self._worker is not None
+            and event.scheduler_id == self._config.identity
+        ):
+            self._worker.cancel(event.job_id)
+
+    def wake_all(self) -> None:
+        """Look for due schedules and jobs at once: the broker reconnected, and events
+        that other nodes published while it was away were missed."""
+        for component in (self._processor, self._worker):
+            if component is not None:
+                component.wakeup.set()
 
     async def run(self, started: Callable[[], None]) -> None:
         """Publish ``SchedulerStarted``, run the loops until they have all returned
         (calling *started* once they run), then publish ``SchedulerStopped``."""
         config = self._config
         crash: BaseException | None = None
+        remove_reconnect_callback = config.broker.add_reconnect_callback(self.wake_all)
         try:
             await config.broker.publish(SchedulerStarted(timestamp=config.clock.now()))
             async with anyio.create_task_group() as group:
@@ -128,6 +143,7 @@ class Runtime:
                 crash = exc
             raise
         finally:
+            remove_reconnect_callback()
             with anyio.CancelScope(shield=True):
                 await self._publish_stopped(crash)
 

@@ -54,28 +54,66 @@ _EXAMPLES = (
     "sqlite:///path/to/file.db, postgresql://user:password@host:5432/database, "
     "redis://host:6379/0, mongodb://host:27017/database"
 )
-_PASSWORD_OPTION = re.compile(r"(?i)([?&](?:password|pass|pwd)=)[^&#]*")
+_PASSWORD_OPTION = re.compile(r"(?i)([?&](?:password|pass|pwd)=)([^&#]*)")
+
+
+def _split_user_info(url: str) -> tuple[str, str, str, str] | None:
+    """``(scheme://, user, password, rest from the '@' on)`` of a URL with a password."""
+    scheme, separator, rest = url.partition("://")
+    if not separator:
+        return None
+    # The user info ends at the last '@' before the query or fragment starts (a password
+    # may contain '/' or '@' when it was not percent-encoded, so the path cannot tell).
+    head = re.split(r"[?#]", rest, maxsplit=1)[0]
+    at = head.rfind("@")
+    if at < 0 or ":" not in rest[:at]:
+        return None
+    user, _, password = rest[:at].partition(":")
+    return scheme + separator, user, password, rest[at:]
 
 
 def mask_url(url: str) -> str:
     """*url* with its password (in the user info or a ``password=`` option) shown as ``***``.
 
-    Safe on anything: text that is not a URL comes back unchanged.
+    The one function that every store, broker and message uses to show a connection
+    URL. Safe on anything: text that is not a URL comes back unchanged.
 
     >>> mask_url("postgresql://app:s3cret@db:5432/prod")
     'postgresql://app:***@db:5432/prod'
+    >>> mask_url("mongodb://app:a/b@db/prod")
+    'mongodb://app:***@db/prod'
+    >>> mask_url("redis://cache:6379/0?password=s3cret")
+    'redis://cache:6379/0?password=***'
     """
-    scheme, separator, rest = url.partition("://")
-    if separator:
-        # The user info ends at the last '@' before the path or query starts (a
-        # password may contain '/' or '@' when it was not percent-encoded).
-        head = re.split(r"[?#]", rest, maxsplit=1)[0]
-        at = head.rfind("@")
-        if at >= 0 and ":" in rest[:at]:
-            user = rest[:at].partition(":")[0]
-            rest = f"{user}:***{rest[at:]}"
-        url = f"{scheme}{separator}{rest}"
+    parts = _split_user_info(url)
+    if parts is not None:
+        scheme, user, _, rest = parts
+        url = f"{scheme}{user}:***{rest}"
     return _PASSWORD_OPTION.sub(r"\1***", url)
+
+
+def hide_password(text: str, url: str) -> str:
+    """*text* (say, a driver's error message about *url*) with *url*'s password shown as ``***``.
+
+    Drivers quote parts of the URL they could not parse: a password with an unescaped
+    '/' is read as a port number or a path, so each piece of the password (split at
+    '/', '?', '#', '@' and ':') is hidden too, where it stands as a whole word.
+
+    >>> hide_password("bad port 'se' in redis://:se/cret@h", "redis://:se/cret@h")
+    "bad port '***' in redis://:***@h"
+    """
+    secrets = [match.group(2) for match in _PASSWORD_OPTION.finditer(url)]
+    parts = _split_user_info(url)
+    if parts is not None:
+        secrets.append(parts[2])
+    secrets += [unquote(secret) for secret in secrets]
+    text = mask_url(text)
+    for secret in sorted({secret for secret in secrets if secret}, key=len, reverse=True):
+        text = text.replace(secret, "***")
+        for piece in re.split(r"[/?#@:]", secret):
+            if piece and piece != secret:
+                text = re.sub(rf"(?<![\w*]){re.escape(piece)}(?![\w*])", "***", text)
+    return text
 
 
 @attrs.frozen(kw_only=True)

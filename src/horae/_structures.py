@@ -7,8 +7,9 @@ serializers), so the field names are part of the storage format: rename with car
 
 from __future__ import annotations
 
+import random
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from types import MappingProxyType
 from typing import Any
 from uuid import UUID, uuid4
@@ -21,6 +22,11 @@ from .triggers._base import Trigger
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 
 
+def _as_utc(value: datetime) -> datetime:
+    # differences of aware datetimes that share a tzinfo ignore DST changes between them
+    return value.astimezone(timezone.utc)
+
+
 def _freeze_mapping(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
     return _EMPTY if not value else MappingProxyType(dict(value))
 
@@ -29,17 +35,65 @@ def _freeze_tuple(value: Any) -> tuple[Any, ...]:
     return () if value is None else tuple(value)
 
 
+def _check_attempts(_: Any, attribute: attrs.Attribute[int], value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{attribute.name} must be an int >= 1, not {value!r}")
+
+
+def _check_duration(_: Any, attribute: attrs.Attribute[timedelta], value: Any) -> None:
+    if not isinstance(value, timedelta) or value < timedelta(0):
+        raise ValueError(f"{attribute.name} must be a timedelta >= 0, not {value!r}")
+
+
+def _check_retry_on(_: Any, attribute: attrs.Attribute[Any], value: tuple[Any, ...]) -> None:
+    if not value or not all(
+        isinstance(item, type) and issubclass(item, BaseException) for item in value
+    ):
+        raise ValueError(
+            f"{attribute.name} must be a non-empty tuple of exception classes, not {value!r}"
+        )
+
+
+def _exception_tuple(value: Any) -> tuple[Any, ...]:
+    return (value,) if isinstance(value, type) else tuple(value)
+
+
 @attrs.frozen(kw_only=True)
 class RetryPolicy:
     """How a failed job is retried: up to ``max_attempts`` attempts in all, waiting
-    ``backoff * 2**(attempt-1)`` (capped at ``max_backoff``, randomised when ``jitter``)
-    between them, for exceptions that are instances of ``retry_on``."""
+    ``backoff * 2**(attempt-1)`` (capped at ``max_backoff``) between them, for
+    exceptions that are instances of ``retry_on``.
 
-    max_attempts: int = 3
-    backoff: timedelta = timedelta(seconds=1)
-    max_backoff: timedelta = timedelta(minutes=5)
+    With ``jitter`` each wait is drawn uniformly from the upper half of that value
+    (``[d/2, d]``), so that jobs failing together do not all retry at the same instant
+    while the back-off still grows. A job abandoned by a dead node is retried under the
+    same policy whatever ``retry_on`` says (there is no exception to match).
+    """
+
+    max_attempts: int = attrs.field(default=3, validator=_check_attempts)
+    backoff: timedelta = attrs.field(default=timedelta(seconds=1), validator=_check_duration)
+    max_backoff: timedelta = attrs.field(default=timedelta(minutes=5), validator=_check_duration)
     jitter: bool = True
-    retry_on: tuple[type[BaseException], ...] = (Exception,)
+    retry_on: tuple[type[BaseException], ...] = attrs.field(
+        default=(Exception,), converter=_exception_tuple, validator=_check_retry_on
+    )
+
+    def retries(self, attempt: int, exception: BaseException | None) -> bool:
+        """True if a job whose attempt number *attempt* ended with *exception* (``None``:
+        abandoned) gets another attempt."""
+        if attempt >= self.max_attempts:
+            return False
+        return exception is None or isinstance(exception, self.retry_on)
+
+    def delay(self, attempt: int, rng: random.Random | None = None) -> timedelta:
+        """The wait before the attempt after *attempt* (1-based)."""
+        # 2**62 already exceeds any timedelta; cap the exponent before multiplying
+        factor = 2 ** min(attempt - 1, 62)
+        limit = self.max_backoff.total_seconds()
+        seconds = min(self.backoff.total_seconds() * factor, limit)
+        if self.jitter and seconds > 0:
+            seconds = (rng or random).uniform(seconds / 2, seconds)
+        return timedelta(seconds=seconds)
 
 
 @attrs.frozen(kw_only=True)
@@ -116,6 +170,8 @@ class Job:
             ``JobOutcome.missed_start_deadline`` (``None`` = no deadline).
         attempt: 1 for the first run, 2 for the first retry, ...
         acquired_by/acquired_until: the worker's lease while it runs the job.
+        cancel_requested: ``cancel_job`` was called while the job ran; the node
+            running it cancels it (it is never retried).
     """
 
     id: UUID = attrs.field(factory=uuid4)
@@ -138,6 +194,25 @@ class Job:
     acquired_by: str | None = None
     acquired_until: datetime | None = None
     started_at: datetime | None = None
+    cancel_requested: bool = False
+
+    def for_retry(self, retry_at: datetime) -> Job:
+        """This job as its next attempt: pending from *retry_at*, the start deadline
+        moved by as much as the start time, no lease (see ``DataStore.release_job``)."""
+        deadline = self.start_deadline
+        if deadline is not None:
+            shift = _as_utc(retry_at) - _as_utc(self.start_time)
+            deadline = (_as_utc(deadline) + shift).astimezone(deadline.tzinfo)
+        return attrs.evolve(
+            self,
+            attempt=self.attempt + 1,
+            start_time=retry_at,
+            start_deadline=deadline,
+            acquired_by=None,
+            acquired_until=None,
+            started_at=None,
+            cancel_requested=False,
+        )
 
 
 @attrs.frozen(kw_only=True)

@@ -10,7 +10,9 @@ runs on the loop while only the job's thread waits, so the loop is never blocked
 Two calls cannot work and raise :exc:`RuntimeError` instead of deadlocking: any method
 called *on the loop thread itself* (from an async job or an event callback, which must
 use the AsyncScheduler, ``current_scheduler.get()``), and waiting for the scheduler to
-stop from inside one of its own jobs.
+stop from inside one of its own jobs. After :meth:`Scheduler.close` the facade is done
+for good: a method that needs the loop raises :exc:`SchedulerClosedError` rather than
+quietly starting a new loop thread (and reopening the stores) behind the caller's back.
 """
 
 from __future__ import annotations
@@ -20,11 +22,11 @@ import functools
 import logging
 import signal
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from concurrent.futures import CancelledError, Future
 from datetime import datetime, timedelta
 from types import FrameType, TracebackType
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar, overload
 from uuid import UUID
 
 import anyio
@@ -32,10 +34,12 @@ from anyio.from_thread import BlockingPortal
 
 from ._clock import Clock
 from ._context import current_job, current_scheduler
-from ._enums import CoalescePolicy, ConflictPolicy, RunState, SchedulerRole
+from ._enums import CoalescePolicy, ConflictPolicy, OverlapPolicy, RunState, SchedulerRole
+from ._exceptions import SchedulerClosedError
 from ._scheduler import AsyncScheduler
-from ._scheduler_args import CoalesceName, ConflictName, RoleName
-from ._structures import Job, JobResult, Schedule, Task
+from ._scheduler_args import CoalesceName, ConflictName, OverlapName, RoleName
+from ._scheduler_control import ScheduleSpec, SyncResult
+from ._structures import Job, JobResult, RetryPolicy, Schedule, Task
 from .datastores._base import DataStore
 from .eventbrokers._base import EventBroker, Subscription
 from .events import Event
@@ -43,6 +47,7 @@ from .executors._base import JobExecutor
 from .triggers._base import Trigger
 
 _E = TypeVar("_E", bound=Event)
+_T = TypeVar("_T")
 
 
 class _PortalSubscription(Subscription):
@@ -95,7 +100,8 @@ class Scheduler:
     call :meth:`run_until_stopped` (blocks, like APScheduler 3's ``BlockingScheduler``)
     or :meth:`start_in_background` (returns, like ``BackgroundScheduler``). Its event
     loop runs on a daemon thread; :meth:`close` (or leaving the ``with`` block, or
-    interpreter exit) stops the scheduler and that thread.
+    interpreter exit) stops the scheduler and that thread for good: calling a method
+    afterwards raises :exc:`~horae.SchedulerClosedError` (make a new ``Scheduler``).
 
     Event callbacks given to :meth:`subscribe` run on the event loop thread, in order;
     they must be quick and must not call this facade's methods (that raises
@@ -139,6 +145,7 @@ class Scheduler:
         self._thread: threading.Thread | None = None
         self._loop_thread_id: int | None = None
         self._entered = False
+        self._closed = False
 
     def __repr__(self) -> str:
         return f"Scheduler(identity={self.identity!r}, state={self.state.value!r})"
@@ -160,10 +167,17 @@ class Scheduler:
 
     # ---- the loop thread -------------------------------------------------------------
 
-    def _ensure_started(self) -> BlockingPortal:
+    def _ensure_started(self, action: str) -> BlockingPortal:
         with self._lock:
             if self._portal is not None:
                 return self._portal
+            if self._closed:
+                raise SchedulerClosedError(
+                    f"cannot {action} a closed Scheduler: close() (or leaving its "
+                    f"'with' block, or the end of run_until_stopped() outside one) ended its "
+                    f"event loop thread and closed its data stores for good; create a new "
+                    f"Scheduler with the same arguments to schedule again"
+                )
             ready: Future[BlockingPortal] = Future()
             thread = threading.Thread(
                 target=self._run_loop, args=(ready,), name="horae-scheduler", daemon=True
@@ -208,7 +222,7 @@ class Scheduler:
 
     def _call(self, method: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
         self._check_thread()
-        portal = self._ensure_started()
+        portal = self._ensure_started(f"call {getattr(method, '__name__', 'a method')}() on")
         return portal.call(functools.partial(method, *args, **kwargs))
 
     def _check_not_in_own_job(self, method: str) -> None:
@@ -227,7 +241,7 @@ class Scheduler:
     def __enter__(self) -> Scheduler:
         """Start the event loop thread and the services."""
         self._check_thread()
-        self._ensure_started()
+        self._ensure_started("enter ('with')")
         self._entered = True
         return self
 
@@ -244,13 +258,17 @@ class Scheduler:
     def close(self) -> None:
         """Stop processing, wait for it, close the services and the event loop thread.
 
-        Idempotent. Called on leaving the ``with`` block and at interpreter exit.
+        Idempotent. Called on leaving the ``with`` block and at interpreter exit. The
+        scheduler cannot be started again: afterwards its methods raise
+        :exc:`~horae.SchedulerClosedError` (:meth:`stop`, :meth:`wait_until_stopped` and
+        :meth:`close` itself return at once).
         """
         self._check_thread()
         self._check_not_in_own_job("close")
         with self._lock:
             portal, services, thread = self._portal, self._services, self._thread
             self._portal = self._services = self._thread = None
+            self._closed = True
         if portal is None or services is None or thread is None:
             return
         atexit.unregister(self.close)
@@ -272,7 +290,7 @@ class Scheduler:
         """
         self._check_thread()
         self._check_not_in_own_job("run_until_stopped")
-        portal = self._ensure_started()
+        portal = self._ensure_started("call run_until_stopped() on")
         # The SIGTERM handler goes in first: a SIGTERM that came before it would end the
         # process without a clean stop.
         sigterm = _SigtermToStop(portal, self._async)
@@ -323,6 +341,38 @@ class Scheduler:
         if self._portal is not None:
             self._call(self._async.wait_until_stopped)
 
+    @overload
+    def call(self, func: Callable[..., Awaitable[_T]], /, *args: object) -> _T: ...
+
+    @overload
+    def call(self, func: Callable[..., _T], /, *args: object) -> _T: ...
+
+    def call(self, func: Callable[..., Any], /, *args: object) -> Any:
+        """Run ``func(*args)`` on the scheduler's event loop and return its result.
+
+        The way to use the async API (:attr:`async_scheduler`, a data store, your own
+        coroutine functions) from synchronous code: *func* is usually a coroutine
+        function, awaited on the loop; a plain function is called on the loop thread.
+        Blocks until it returns, and raises what it raises. Safe from any thread except
+        the loop thread itself (use ``await`` there). Starts the event loop thread and
+        the services if they are not running yet, like every other method. Pass keyword
+        arguments with :func:`functools.partial`.
+
+        Example::
+
+            async def count_due(scheduler: AsyncScheduler) -> int:
+                return len(await scheduler.get_schedules())
+
+            with Scheduler() as scheduler:
+                due = scheduler.call(count_due, scheduler.async_scheduler)
+
+        Raises:
+            RuntimeError: when called on the scheduler's event loop thread.
+            SchedulerClosedError: after :meth:`close`.
+        """
+        self._check_thread()
+        return self._ensure_started("call call() on").call(func, *args)
+
     # ---- the API, blocking ------------------------------------------------------------
 
     def configure_task(
@@ -333,13 +383,15 @@ class Scheduler:
         job_executor: str | None = None,
         misfire_grace_time: timedelta | float | None = None,
         max_running_jobs: int | None = None,
+        job_timeout: timedelta | float | None = None,
+        retry: RetryPolicy | None = None,
         metadata: Mapping[str, Any] | None = None,
     ) -> Task:
         """See :meth:`AsyncScheduler.configure_task`."""
         result: Task = self._call(
             self._async.configure_task, func_or_task_id, func=func, job_executor=job_executor,
             misfire_grace_time=misfire_grace_time, max_running_jobs=max_running_jobs,
-            metadata=metadata,
+            job_timeout=job_timeout, retry=retry, metadata=metadata,
         )  # fmt: skip
         return result
 
@@ -362,6 +414,10 @@ class Scheduler:
         misfire_grace_time: timedelta | float | None = None,
         max_jitter: timedelta | float | None = None,
         max_running_jobs: int | None = None,
+        job_timeout: timedelta | float | None = None,
+        retry: RetryPolicy | None = None,
+        overlap: OverlapPolicy | OverlapName = OverlapPolicy.allow,
+        max_catchup: int | None = None,
         job_result_expiration_time: timedelta | float = 0,
         metadata: Mapping[str, Any] | None = None,
         conflict_policy: ConflictPolicy | ConflictName = ConflictPolicy.do_nothing,
@@ -373,7 +429,8 @@ class Scheduler:
             self._async.add_schedule, func_or_task_id, trigger, id=id, args=args,
             kwargs=kwargs, paused=paused, job_executor=job_executor, coalesce=coalesce,
             misfire_grace_time=misfire_grace_time, max_jitter=max_jitter,
-            max_running_jobs=max_running_jobs,
+            max_running_jobs=max_running_jobs, job_timeout=job_timeout, retry=retry,
+            overlap=overlap, max_catchup=max_catchup,
             job_result_expiration_time=job_result_expiration_time, metadata=metadata,
             conflict_policy=conflict_policy, data_store=data_store, **trigger_args,
         )  # fmt: skip
@@ -393,9 +450,52 @@ class Scheduler:
         """See :meth:`AsyncScheduler.remove_schedule`."""
         self._call(self._async.remove_schedule, id, data_store=data_store)
 
-    def pause_schedule(self, id: str, *, data_store: str | None = None) -> None:  # noqa: A002
+    def pause_schedule(
+        self,
+        id: str,  # noqa: A002 - the SPEC's name
+        *,
+        reason: str | None = None,
+        until: datetime | None = None,
+        data_store: str | None = None,
+    ) -> None:
         """See :meth:`AsyncScheduler.pause_schedule`."""
-        self._call(self._async.pause_schedule, id, data_store=data_store)
+        self._call(
+            self._async.pause_schedule, id, reason=reason, until=until, data_store=data_store
+        )
+
+    def run_schedule_now(self, id: str, *, data_store: str | None = None) -> UUID:  # noqa: A002
+        """See :meth:`AsyncScheduler.run_schedule_now`."""
+        result: UUID = self._call(self._async.run_schedule_now, id, data_store=data_store)
+        return result
+
+    def backfill(
+        self,
+        id: str,  # noqa: A002 - the SPEC's name
+        start: datetime,
+        end: datetime,
+        *,
+        dry_run: bool = False,
+        data_store: str | None = None,
+    ) -> list[datetime]:
+        """See :meth:`AsyncScheduler.backfill`."""
+        result: list[datetime] = self._call(
+            self._async.backfill, id, start, end, dry_run=dry_run, data_store=data_store
+        )
+        return result
+
+    def sync_schedules(
+        self, specs: Iterable[ScheduleSpec], *, prune: bool = False, data_store: str = "default"
+    ) -> SyncResult:
+        """See :meth:`AsyncScheduler.sync_schedules`."""
+        result: SyncResult = self._call(
+            self._async.sync_schedules, specs, prune=prune, data_store=data_store
+        )
+        return result
+
+    def cancel_job(self, job_id: UUID | str) -> bool:
+        """See :meth:`AsyncScheduler.cancel_job`."""
+        result: bool = self._call(self._async.cancel_job, job_id)
+        return result
 
     def unpause_schedule(
         self,

@@ -8,6 +8,7 @@ import contextlib
 import functools
 import inspect
 import uuid
+import weakref
 from collections.abc import Callable, Mapping
 from datetime import timedelta
 from typing import Any, TypeVar, overload
@@ -18,6 +19,7 @@ from ._exceptions import DeserializationError, SerializationError, TaskLookupErr
 from ._marshalling import callable_to_ref, check_reference, ref_to_callable
 from ._scheduler_args import (
     as_optional_duration,
+    as_optional_positive_duration,
     check_executor_name,
     check_metadata,
     check_optional_positive_int,
@@ -109,7 +111,7 @@ def task(
         job_executor=check_optional_str(job_executor, "job_executor"),
         max_running_jobs=check_optional_positive_int(max_running_jobs, "max_running_jobs"),
         misfire_grace_time=as_optional_duration(misfire_grace_time, "misfire_grace_time"),
-        job_timeout=as_optional_duration(job_timeout, "job_timeout"),
+        job_timeout=as_optional_positive_duration(job_timeout, "job_timeout"),
         retry=check_retry(retry),
         metadata=check_metadata(metadata),
     )
@@ -150,11 +152,16 @@ class TaskRegistry:
     no importable reference) still run in the process that added them.
     """
 
-    __slots__ = ("_funcs", "_ids")
+    __slots__ = ("_funcs", "_identities", "_ids")
 
     def __init__(self) -> None:
         self._funcs: dict[str, Callable[..., Any]] = {}
         self._ids: dict[Any, str] = {}
+        #: func -> (its @task config, task id, ref): identify() without recomputing the
+        #: reference on every add_schedule/add_job (and one shared task id string)
+        self._identities: weakref.WeakKeyDictionary[Any, tuple[object, str, str | None]] = (
+            weakref.WeakKeyDictionary()
+        )
 
     def identify(self, func: Callable[..., Any]) -> tuple[str, str | None]:
         """Return ``(task_id, func_ref)`` for *func*.
@@ -164,6 +171,19 @@ class TaskRegistry:
         ``"module:qualname#<random>"``, so that two lambdas never share a task; the same
         object keeps its id for the life of the registry.
         """
+        config = getattr(func, _TASK_ATTRIBUTE, None)
+        try:
+            cached = self._identities.get(func)
+        except TypeError:  # unhashable, or not weakly referenceable
+            cached = None
+        if cached is not None and cached[0] is config:
+            return cached[1], cached[2]
+        identity = self._identify(func)
+        with contextlib.suppress(TypeError):
+            self._identities[func] = (config, *identity)
+        return identity
+
+    def _identify(self, func: Callable[..., Any]) -> tuple[str, str | None]:
         try:
             ref: str | None = callable_to_ref(func)
         except SerializationError:
@@ -266,6 +286,14 @@ class TaskCache:
 
     def __init__(self) -> None:
         self._tasks: dict[tuple[str, str], Task] = {}
+
+    def peek(self, alias: str, task_id: str) -> Task | None:
+        """The cached task, or ``None`` when it is not cached (no store access)."""
+        return self._tasks.get((alias, task_id))
+
+    def put(self, alias: str, task: Task) -> None:
+        """Remember *task* as read from the store *alias*."""
+        self._tasks[(alias, task.id)] = task
 
     async def get(self, alias: str, store: DataStore, task_id: str) -> Task:
         """Return the task from the cache or from *store* (``TaskLookupError`` if absent)."""
@@ -414,7 +442,7 @@ class TaskService:
             func = self.registry.lookup(task_id)
         if func is not None and store.capabilities.requires_references:
             ref = require_reference(func, alias)
-        existing = await find_task(store, task_id)
+        existing = await self._find_task(alias, store, task_id)
         if existing is None and func is None:
             raise TaskLookupError(task_id)
         task = existing or build_task(task_id, func, ref, self._default_executor)
@@ -427,6 +455,20 @@ class TaskService:
         if func is not None:
             self.registry.register(task_id, func)
         return task
+
+    async def _find_task(self, alias: str, store: DataStore, task_id: str) -> Task | None:
+        # A store that no other process shares changes only through this scheduler,
+        # whose Task* events invalidate the cache; so the cached task is the stored one
+        # and add_schedule/add_job need not read it again. A shared store is read.
+        if store.capabilities.shared:
+            return await find_task(store, task_id)
+        cached = self.cache.peek(alias, task_id)
+        if cached is not None:
+            return cached
+        found = await find_task(store, task_id)
+        if found is not None:
+            self.cache.put(alias, found)
+        return found
 
     async def _save(self, store: DataStore, task: Task, existing: Task | None) -> None:
         if task != existing:

@@ -9,10 +9,10 @@ it runs on the event loop thread: broker callbacks and sync-facade calls arrive 
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta
 
 import anyio
-import anyio.lowlevel
 
 from ._clock import Clock
 
@@ -22,6 +22,22 @@ from ._clock import Clock
 #: work that another node holds at the end of its lease, so due work is acquirable; the
 #: delay doubles on each such round, up to the poll interval, so a loop never spins.
 RECHECK_DELAY = timedelta(milliseconds=20)
+
+
+_scope_class: type[anyio.CancelScope] | None = None
+
+
+def new_cancel_scope(*, shield: bool = False) -> anyio.CancelScope:
+    """``anyio.CancelScope(shield=shield)`` without the per-call backend lookup.
+
+    ``anyio.CancelScope()`` asks sniffio which event loop runs on every call; the
+    scheduler makes several scopes per job, so the backend's own class is looked up
+    once (horae runs on asyncio) and instantiated directly.
+    """
+    global _scope_class  # a cache filled on first use
+    if _scope_class is None:
+        _scope_class = type(anyio.CancelScope())
+    return _scope_class(shield=shield)
 
 
 def earliest(*times: datetime | None) -> datetime | None:
@@ -38,7 +54,7 @@ class Wakeup:
     read the store is never lost.
     """
 
-    __slots__ = ("_clock", "_deadline", "_flag", "_pending", "_scope")
+    __slots__ = ("_cancelling", "_clock", "_deadline", "_flag", "_loop", "_pending", "_scope")
 
     def __init__(self, clock: Clock) -> None:
         self._clock = clock
@@ -46,12 +62,13 @@ class Wakeup:
         self._pending: datetime | None = None
         self._deadline: datetime | None = None
         self._scope: anyio.CancelScope | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._cancelling = False
 
     def set(self) -> None:
         """End the current wait now (or the next one at once, if none is in progress)."""
         self._flag = True
-        if self._scope is not None:
-            self._scope.cancel()
+        self._interrupt()
 
     def wake_at(self, when: datetime) -> None:
         """Make the current (or next) wait end no later than *when*."""
@@ -59,19 +76,42 @@ class Wakeup:
             self._pending = earliest(self._pending, when)
         elif self._deadline is None or when < self._deadline:
             self._deadline = when
-            self._scope.cancel()  # re-sleep with the earlier deadline
+            self._interrupt()  # re-sleep with the earlier deadline
+
+    def _interrupt(self) -> None:
+        # Cancel the sleeping scope from a loop callback rather than from the caller:
+        # called inside a task, anyio's CancelScope.cancel() formats repr(task) into its
+        # cancel reason, which costs more than the rest of a wake-up. Many wake-ups
+        # before the callback runs cost one callback.
+        if self._scope is not None and not self._cancelling and self._loop is not None:
+            self._cancelling = True
+            self._loop.call_soon(self._cancel_scope, self._scope)
+
+    def _cancel_scope(self, scope: anyio.CancelScope) -> None:
+        if scope is self._scope:  # not a scope whose wait has ended meanwhile
+            scope.cancel()
 
     async def wait(self, deadline: datetime | None) -> None:
         """Sleep until *deadline* (forever if ``None``) or until woken."""
         # Always yield once: a loop whose deadline is already due (or that was woken
-        # meanwhile) must not monopolise the event loop.
-        await anyio.lowlevel.checkpoint()
+        # meanwhile) must not monopolise the event loop. (asyncio's own yield: anyio's
+        # checkpoint looks the backend up first, and this runs several times per job.)
+        await asyncio.sleep(0)
         self._deadline = earliest(deadline, self._pending)
         self._pending = None
+        if self._flag:
+            self._flag = False
+            self._deadline = None
+            return
+        if self._deadline is not None and self._deadline <= self._clock.now():
+            self._deadline = None
+            return
+        self._loop = asyncio.get_running_loop()
         try:
             while not self._flag:
-                with anyio.CancelScope() as scope:
+                with new_cancel_scope() as scope:
                     self._scope = scope
+                    self._cancelling = False
                     if self._deadline is None:
                         await anyio.sleep_forever()
                     else:
@@ -81,6 +121,7 @@ class Wakeup:
         finally:
             self._flag = False
             self._scope = None
+            self._cancelling = False
             self._deadline = None
 
 

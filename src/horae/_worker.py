@@ -12,6 +12,7 @@ time for the next one before the lease runs out.
 from __future__ import annotations
 
 import logging
+import random
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -37,7 +38,14 @@ from ._exceptions import (
 from ._logging import job_fields
 from ._structures import Job, JobResult
 from ._tasks import TaskCache, TaskRegistry
-from ._wakeup import RECHECK_DELAY, Backoff, Wakeup, earliest, wait_for_event
+from ._wakeup import (
+    RECHECK_DELAY,
+    Backoff,
+    Wakeup,
+    earliest,
+    new_cancel_scope,
+    wait_for_event,
+)
 from .datastores._base import DataStore
 from .events import Event, JobReleased
 from .executors._base import JobExecutor
@@ -101,16 +109,18 @@ async def wait_for_result(config: SchedulerConfig, job_id: UUID, *, wait: bool) 
         JobLookupError: no store has the job or its result.
         JobResultNotReady: the job has not finished and *wait* is False.
     """
-    released = anyio.Event()
+    released = [anyio.Event()]
 
     def on_released(event: Event) -> None:
         if isinstance(event, JobReleased) and event.job_id == job_id:
-            released.set()
+            released[0].set()
 
     # Subscribe before reading the stores: a job that finished between the read and the
-    # subscription would otherwise never wake us.
+    # subscription would otherwise never wake us. A fresh event per round: a release
+    # that was only an attempt (the job is retried) must not keep waking us.
     with config.broker.subscribe(on_released, [JobReleased]):
         while True:
+            released[0] = anyio.Event()
             result = await _lookup_result(config, job_id)
             if result is not None:
                 return result
@@ -118,7 +128,7 @@ async def wait_for_result(config: SchedulerConfig, job_id: UUID, *, wait: bool) 
                 raise JobResultNotReady(job_id)
             # Where the JobReleased event may come from another node and get lost, poll.
             deadline = config.clock.now() + config.poll_interval if config.polls() else None
-            await wait_for_event(released, config.clock, deadline)
+            await wait_for_event(released[0], config.clock, deadline)
 
 
 async def _lookup_result(config: SchedulerConfig, job_id: UUID) -> JobResult | None:
@@ -152,6 +162,7 @@ class _RunningJob:
     scope: anyio.CancelScope
     timed_out: bool = False
     lease_lost: bool = False
+    cancel_requested: bool = False
 
 
 class Worker:
@@ -188,12 +199,14 @@ class Worker:
         self._polls = polls
         self._stop_grace_period = stop_grace_period
         self._running: dict[UUID, _RunningJob] = {}
+        self._rng = random.Random()  # noqa: S311 - retry jitter, not crypto
         self._all_done = anyio.Event()
         self._jobs_started = anyio.Event()
         self._stopping = False
         self._next_store = 0
         self.wakeup = Wakeup(clock)
         self._recheck = Backoff(RECHECK_DELAY, poll_interval)
+        self._new_scope = new_cancel_scope
 
     def request_stop(self) -> None:
         """Stop acquiring jobs; running ones get the grace period, then are cancelled."""
@@ -293,12 +306,13 @@ class Worker:
         return deadline
 
     def _start(self, group: anyio.abc.TaskGroup, alias: str, store: DataStore, job: Job) -> None:
-        running = _RunningJob(job, alias, anyio.CancelScope())
+        running = _RunningJob(job, alias, self._new_scope())
         if not self._running:
             self._all_done = anyio.Event()
         self._running[job.id] = running
         self._jobs_started.set()
-        group.start_soon(self._run_job, store, running, name=f"horae job {job.id}")
+        # A constant name: formatting the job id into it costs more than the spawn.
+        group.start_soon(self._run_job, store, running, name="horae job")
 
     # ---- running --------------------------------------------------------------------
 
@@ -321,11 +335,11 @@ class Worker:
                     result = self._result(job, JobOutcome.cancelled, started_at)
                 else:
                     result = self._result(job, JobOutcome.error, started_at, exception=exc)
-                with anyio.CancelScope(shield=True):
+                with self._new_scope(shield=True):
                     await self._release(store, running, result)
                 raise
-            with anyio.CancelScope(shield=True):
-                await self._release(store, running, result)
+            with self._new_scope(shield=True):
+                await self._release(store, running, result, self._retry_at(running, result))
         finally:
             del self._running[job.id]
             if not self._running:
@@ -337,7 +351,9 @@ class Worker:
     ) -> JobResult:
         job = running.job
         try:
-            task = await self._tasks.get(running.alias, store, job.task_id)
+            task = self._tasks.peek(running.alias, job.task_id)
+            if task is None:
+                task = await self._tasks.get(running.alias, store, job.task_id)
             func = self._registry.resolve(task)
             executor_name = job.job_executor or task.job_executor
             executor = self._executors.get(executor_name)
@@ -353,19 +369,17 @@ class Worker:
         scheduler_token = current_scheduler.set(self._scheduler)
         try:
             with running.scope:
-                async with anyio.create_task_group() as group:
-                    if job.job_timeout is not None:
-                        group.start_soon(self._enforce_timeout, running, started_at)
-                    try:
+                try:
+                    if job.job_timeout is None:
                         value = await executor.run_job(func, job)
-                    except Exception as exc:
-                        self._logger.error(
-                            "Job %s of task %r raised %s: %s", job.id, job.task_id,
-                            exception_type_name(exc), exc, exc_info=exc, extra=_fields(job),
-                        )  # fmt: skip
-                        return self._result(job, JobOutcome.error, started_at, exc)
-                    finally:
-                        group.cancel_scope.cancel()
+                    else:
+                        value = await self._run_with_timeout(executor, func, running, started_at)
+                except Exception as exc:
+                    self._logger.error(
+                        "Job %s of task %r raised %s: %s", job.id, job.task_id,
+                        exception_type_name(exc), exc, exc_info=exc, extra=_fields(job),
+                    )  # fmt: skip
+                    return self._result(job, JobOutcome.error, started_at, exc)
                 return self._result(job, JobOutcome.success, started_at, value=value)
         finally:
             current_scheduler.reset(scheduler_token)
@@ -373,6 +387,29 @@ class Worker:
         # only reached when running.scope was cancelled (and absorbed the cancellation)
         outcome = JobOutcome.timed_out if running.timed_out else JobOutcome.cancelled
         return self._result(job, outcome, started_at)
+
+    async def _run_with_timeout(
+        self,
+        executor: JobExecutor,
+        func: Callable[..., Any],
+        running: _RunningJob,
+        started_at: datetime,
+    ) -> Any:
+        # The timeout runs on the scheduler's clock (a FakeClock in tests), so it is a
+        # task sleeping on that clock, not a deadline on the cancel scope. Only jobs
+        # with a timeout pay for the task group.
+        failure: Exception | None = None
+        async with anyio.create_task_group() as group:
+            group.start_soon(self._enforce_timeout, running, started_at)
+            try:
+                value = await executor.run_job(func, running.job)
+            except Exception as exc:
+                failure = exc  # raised below: inside the group it would be wrapped
+            finally:
+                group.cancel_scope.cancel()
+        if failure is not None:
+            raise failure
+        return value
 
     async def _enforce_timeout(self, running: _RunningJob, started_at: datetime) -> None:
         assert running.job.job_timeout is not None
@@ -405,26 +442,63 @@ class Worker:
             exception_message=None if exception is None else str(exception),
         )
 
-    async def _release(self, store: DataStore, running: _RunningJob, result: JobResult) -> None:
+    def cancel(self, job_id: UUID) -> None:
+        """``cancel_job`` asked for this job: cancel it if it runs here (it then ends
+        as ``JobOutcome.cancelled`` and is not retried)."""
+        running = self._running.get(job_id)
+        if running is not None and not running.cancel_requested:
+            self._logger.info("Cancelling job %s as requested", job_id, extra=_fields(running.job))
+            running.cancel_requested = True
+            running.scope.cancel()
+
+    def _retry_at(self, running: _RunningJob, result: JobResult) -> datetime | None:
+        """When the job's next attempt may start, if its retry policy gives it one."""
+        policy = running.job.retry
+        if policy is None or running.cancel_requested or running.lease_lost:
+            return None
+        if result.outcome is JobOutcome.error:
+            exception = result.exception
+        elif result.outcome is JobOutcome.timed_out:
+            exception = TimeoutError()
+        else:
+            return None
+        if exception is None or not policy.retries(running.job.attempt, exception):
+            return None
+        return result.finished_at + policy.delay(running.job.attempt, self._rng)
+
+    async def _release(
+        self,
+        store: DataStore,
+        running: _RunningJob,
+        result: JobResult,
+        retry_at: datetime | None = None,
+    ) -> None:
         if running.lease_lost:
             return  # another node owns the job now; its outcome is theirs to record
-        fields = _fields(running.job)
         if self._logger.isEnabledFor(logging.DEBUG):
             self._logger.debug(
                 "Job %s of task %r ended: %s", result.job_id, result.task_id, result.outcome,
-                extra=fields,
+                extra=_fields(running.job),
+            )  # fmt: skip
+        if retry_at is not None:
+            self._logger.info(
+                "Job %s of task %r ended with %s on attempt %d; retrying at %s",
+                result.job_id, result.task_id, result.outcome.name, result.attempt, retry_at,
+                extra=_fields(running.job),
             )  # fmt: skip
         try:
-            released = await store.release_job(self._identity, result)
+            released = await store.release_job(self._identity, result, retry_at=retry_at)
         except Exception:
             # The lease will expire and the job will end as abandoned elsewhere.
-            self._logger.exception("Could not release job %s", result.job_id, extra=fields)
+            self._logger.exception(
+                "Could not release job %s", result.job_id, extra=_fields(running.job)
+            )
             return
         if not released:
             self._logger.warning(
                 "Job %s finished after its lease was taken over; its result was discarded",
                 result.job_id,
-                extra=fields,
+                extra=_fields(running.job),
             )
 
     # ---- leases and shutdown ----------------------------------------------------------
@@ -453,6 +527,7 @@ class Worker:
             except Exception:
                 self._logger.exception("Could not renew the leases of %d jobs", len(job_ids))
                 continue
+            await self._check_cancellations(alias, kept)
             for job_id in job_ids - kept:
                 # The lease expired and the job was taken from us (it ends as abandoned
                 # there): stop running it, and do not release it.
@@ -463,6 +538,20 @@ class Worker:
                     )
                     lost.lease_lost = True
                     lost.scope.cancel()
+
+    async def _check_cancellations(self, alias: str, job_ids: set[UUID]) -> None:
+        # JobCancellationRequested normally cancels a job at once; reading the flag at
+        # each renewal catches a request whose event was lost (a broker outage).
+        if not job_ids:
+            return
+        try:
+            jobs = await self._stores[alias].get_jobs(job_ids)
+        except Exception:
+            self._logger.exception("Could not check %d jobs for cancellation", len(job_ids))
+            return
+        for job in jobs:
+            if job.cancel_requested:
+                self.cancel(job.id)
 
     async def _drain(self) -> None:
         """Let running jobs finish within the grace period, then cancel the rest."""

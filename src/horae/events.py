@@ -227,7 +227,12 @@ class JobAcquired(DataStoreEvent):
 
 @attrs.frozen(kw_only=True)
 class JobReleased(DataStoreEvent):
-    """A job has ended (run or not); its result is stored if it has an expiry."""
+    """An attempt of a job has ended (run or not).
+
+    With ``retry_at`` set the job is not finished: its retry policy gave it another
+    attempt (number ``attempt + 1``), pending again from ``retry_at``, and no result is
+    stored yet. Otherwise the job is gone and its result is stored if it has an expiry.
+    """
 
     job_id: UUID
     scheduler_id: str | None
@@ -239,3 +244,16 @@ class JobReleased(DataStoreEvent):
     finished_at: datetime
     exception_type: str | None = None
     exception_message: str | None = None
+    attempt: int = 1
+    retry_at: datetime | None = None
+
+
+@attrs.frozen(kw_only=True)
+class JobCancellationRequested(DataStoreEvent):
+    """``cancel_job`` was called for a running job; the node ``scheduler_id`` that runs
+    it cancels it and releases it as ``JobOutcome.cancelled``."""
+
+    job_id: UUID
+    scheduler_id: str
+    task_id: str
+    schedule_id: str | None

@@ -12,13 +12,12 @@ from __future__ import annotations
 import functools
 import json
 import logging
-import os
 import sys
 import time
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -28,19 +27,20 @@ import asyncpg  # type: ignore[import-untyped]
 import attrs
 import pytest
 from _postgres_helpers import TracingConnection
-from _postgres_race_node import INTERVAL as RACE_INTERVAL
-from _postgres_race_node import make_update
+from _race_node import PROFILES
+from _store_helpers import LOGGER, T0, Started, broker, catch_up, fire_job, record, schedule
+from _store_helpers import success as result_of
 
-from conftest import require_service
+from _services import POSTGRES_DSN as DSN
+from _services import admin, schema
 from horae._clock import SystemClock
 from horae._enums import ConflictPolicy, JobOutcome
 from horae._exceptions import ConfigurationError, DataStoreError, SchemaVersionError
-from horae._structures import Job, JobResult, Schedule, Task
+from horae._structures import Task
 from horae.datastores._base import ScheduleUpdate
 from horae.datastores.postgres import PostgresDataStore
 from horae.eventbrokers.local import LocalEventBroker
 from horae.events import (
-    Event,
     JobAcquired,
     JobAdded,
     JobReleased,
@@ -51,54 +51,16 @@ from horae.serializers.pickle import PickleSerializer
 from horae.testing import DataStoreContract
 from horae.triggers.interval import IntervalTrigger
 
-DSN = os.environ.get("HORAE_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 #: The same server with commits that do not wait for the disk: for tests about logic
 #: (the contract, races), where waiting ~10 ms for an fsync per commit only costs time.
 FAST_DSN = f"{DSN}{'&' if '?' in DSN else '?'}synchronous_commit=off"
-T0 = datetime(2030, 1, 1, tzinfo=timezone.utc)
 LEASE = timedelta(seconds=30)
 STEP = timedelta(seconds=10)
-TRIGGER = IntervalTrigger(seconds=10, start_time=T0)
-RACE_NODE = Path(__file__).with_name("_postgres_race_node.py")
-LOGGER = logging.getLogger("horae.tests.postgres")
+RACE_NODE = Path(__file__).with_name("_race_node.py")
+RACE_INTERVAL = PROFILES["postgres"].interval
+__all__ = ["admin", "broker", "schema"]  # the shared fixtures, imported for this module's tests
 
 pytestmark = pytest.mark.postgres
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
-async def admin() -> AsyncIterator[Any]:
-    """A plain connection for looking into (and tidying up) the database."""
-    try:
-        conn = await asyncpg.connect(DSN, timeout=5)
-    except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
-        require_service("PostgreSQL", f"cannot connect to {DSN}: {exc}")
-    try:
-        yield conn
-    finally:
-        await conn.close()
-
-
-@pytest.fixture
-async def schema(admin: Any) -> AsyncIterator[str]:
-    """A fresh schema name for this test, dropped (with everything in it) afterwards."""
-    name = f"horae_test_{uuid.uuid4().hex[:8]}"
-    try:
-        yield name
-    finally:
-        await admin.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
-
-
-@pytest.fixture
-async def broker() -> AsyncIterator[LocalEventBroker]:
-    broker = LocalEventBroker()
-    await broker.start(LOGGER)
-    yield broker
-    await broker.stop()
 
 
 class TestPostgresDataStore(DataStoreContract):
@@ -107,55 +69,7 @@ class TestPostgresDataStore(DataStoreContract):
         return lambda: PostgresDataStore(FAST_DSN, schema)
 
 
-# ---- helpers ---------------------------------------------------------------------------
-
-
-class Started:
-    """Starts a store on *broker* for the duration of an ``async with``."""
-
-    def __init__(self, store: PostgresDataStore, broker: LocalEventBroker) -> None:
-        self.store = store
-        self.broker = broker
-
-    async def __aenter__(self) -> PostgresDataStore:
-        await self.store.start(self.broker, LOGGER)
-        return self.store
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.store.stop()
-
-
-def schedule(schedule_id: str, fire: datetime = T0, trigger: Any = TRIGGER) -> Schedule:
-    return Schedule(id=schedule_id, task_id="task", trigger=trigger, next_fire_time=fire)
-
-
-def fire_job(schedule_id: str, fire_time: datetime) -> Job:
-    return Job(
-        task_id="task",
-        schedule_id=schedule_id,
-        scheduled_fire_time=fire_time,
-        start_time=fire_time,
-        created_at=fire_time,
-        result_expiration_time=timedelta(days=1),
-    )
-
-
-def result_of(job: Job, finished: datetime) -> JobResult:
-    return JobResult(
-        job_id=job.id,
-        task_id=job.task_id,
-        schedule_id=job.schedule_id,
-        scheduled_fire_time=job.scheduled_fire_time,
-        outcome=JobOutcome.success,
-        finished_at=finished,
-        expires_at=finished,
-    )
-
-
-def record(broker: LocalEventBroker) -> list[Event]:
-    events: list[Event] = []
-    broker.subscribe(events.append)
-    return events
+# ---- helpers -------------------------------------------------------------------------
 
 
 @pytest.fixture
@@ -609,9 +523,7 @@ async def test_backends_killed_mid_run_are_retried_and_nothing_is_lost_or_double
                 step += 1
                 now = T0 + step * interval
                 held = await store.acquire_schedules("n1", now, LEASE, 100)
-                await store.release_schedules(
-                    "n1", [make_update_at(s, now, interval) for s in held]
-                )
+                await store.release_schedules("n1", [catch_up(s, now, interval) for s in held])
                 for job in await store.acquire_jobs("w1", now, LEASE, 100):
                     if await store.release_job("w1", result_of(job, now)):
                         ran.append(job.id)
@@ -625,22 +537,6 @@ async def test_backends_killed_mid_run_are_retried_and_nothing_is_lost_or_double
     assert fired == {
         (f"s{number:02}", T0 + k * interval): 1 for number in range(5) for k in range(step + 1)
     }
-
-
-def make_update_at(s: Schedule, now: datetime, interval: timedelta) -> ScheduleUpdate:
-    """One job per fire time of *s* up to *now*, then the next fire time."""
-    assert s.next_fire_time is not None
-    fire_times = []
-    fire_time = s.next_fire_time
-    while fire_time <= now:
-        fire_times.append(fire_time)
-        fire_time += interval
-    return ScheduleUpdate(
-        schedule_id=s.id,
-        next_fire_time=fire_time,
-        last_fire_time=fire_times[-1] if fire_times else None,
-        jobs=[fire_job(s.id, fire) for fire in fire_times],
-    )
 
 
 # ---- two processes race ----------------------------------------------------------------
@@ -671,6 +567,7 @@ async def test_two_processes_make_each_fire_exactly_once(
             command = [
                 sys.executable,
                 str(RACE_NODE),
+                "postgres",
                 FAST_DSN,
                 schema,
                 f"n{node}",
@@ -706,7 +603,9 @@ async def check_one_job_per_fire(
         # catch every schedule up to one moment, so that none ends mid-rewind
         end = SystemClock().now()
         held = await store.acquire_schedules("final", end, LEASE, 1000)
-        caught_up = await store.release_schedules("final", [make_update(s, end) for s in held])
+        caught_up = await store.release_schedules(
+            "final", [catch_up(s, end, RACE_INTERVAL) for s in held]
+        )
         for job in caught_up:
             assert job.schedule_id is not None
             assert job.scheduled_fire_time is not None

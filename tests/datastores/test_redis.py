@@ -9,49 +9,57 @@ client name the store sets), lose replies through a proxy, or stop a private
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
-import os
 import shutil
 import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from pathlib import Path
-from urllib.parse import urlsplit
 from uuid import UUID
 
 import anyio
 import attrs
 import pytest
+from _race_node import PROFILES
 from _redis_helpers import CountingRedis, LossyProxy, RedisServer, free_port
+from _store_helpers import (
+    LOGGER,
+    T0,
+    Started,
+    broker,
+    fire_job,
+    record,
+    success,
+)
+from _store_helpers import catch_up as catch_up_every
+from _store_helpers import schedule as make_schedule
 from redis.asyncio import Redis
 
-from conftest import require_service
+from _services import REDIS_HOST, REDIS_PORT, REDIS_URL, redis_client
 from horae._clock import SystemClock
 from horae._enums import ConflictPolicy, JobOutcome
 from horae._exceptions import ConfigurationError, DataStoreError, SchemaVersionError
-from horae._structures import Job, JobResult, Schedule, Task
-from horae.datastores._base import ScheduleUpdate
+from horae._structures import Task
 from horae.datastores.redis import RedisDataStore
 from horae.eventbrokers.local import LocalEventBroker
-from horae.events import Event, JobAdded, JobReleased, ScheduleAdded
-from horae.serializers._records import from_epoch_us
+from horae.events import JobAdded, JobReleased, ScheduleAdded
 from horae.serializers.pickle import PickleSerializer
 from horae.testing import DataStoreContract
 from horae.triggers.interval import IntervalTrigger
 
-REDIS_URL = os.environ.get("HORAE_REDIS_URL", "redis://127.0.0.1:6379/0")
-REDIS_HOST = urlsplit(REDIS_URL).hostname or "localhost"
-REDIS_PORT = urlsplit(REDIS_URL).port or 6379
-RACE_NODE = Path(__file__).with_name("_redis_race_node.py")
-LOGGER = logging.getLogger("horae.tests.redis")
-T0 = datetime(2030, 1, 1, tzinfo=timezone.utc)
+RACE_NODE = Path(__file__).with_name("_race_node.py")
+INTERVAL = PROFILES["redis"].interval
+TRIGGER = IntervalTrigger(seconds=INTERVAL.total_seconds(), start_time=T0)
 LEASE = timedelta(seconds=30)
-INTERVAL = timedelta(seconds=2)
-TRIGGER = IntervalTrigger(seconds=2, start_time=T0)
 TASK = Task(id="task", func_ref="builtins:print")
+__all__ = ["broker", "redis_client"]  # the shared fixtures, imported for this module's tests
+
+schedule = functools.partial(make_schedule, trigger=TRIGGER)
+catch_up = functools.partial(catch_up_every, interval=INTERVAL)
 
 
 async def keys_of(client: Redis, prefix: str) -> list[bytes]:
@@ -67,25 +75,6 @@ async def drop_prefix(client: Redis, prefix: str) -> None:
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
-async def redis_client() -> AsyncIterator[Redis]:
-    client = Redis.from_url(REDIS_URL)
-    try:
-        await client.ping()
-    except Exception as exc:
-        await client.aclose()
-        require_service("Redis", f"cannot reach {REDIS_URL}: {exc}")
-    try:
-        yield client
-    finally:
-        await client.aclose()
-
-
-@pytest.fixture
 async def prefix(redis_client: Redis) -> AsyncIterator[str]:
     name = f"horae-test-{uuid.uuid4().hex[:12]}"
     try:
@@ -94,85 +83,10 @@ async def prefix(redis_client: Redis) -> AsyncIterator[str]:
         await drop_prefix(redis_client, name)
 
 
-@pytest.fixture
-async def broker() -> AsyncIterator[LocalEventBroker]:
-    broker = LocalEventBroker()
-    await broker.start(LOGGER)
-    yield broker
-    await broker.stop()
-
-
 class TestRedisDataStore(DataStoreContract):
     @pytest.fixture
     def store_factory(self, prefix: str) -> Callable[[], RedisDataStore]:
         return lambda: RedisDataStore(REDIS_URL, prefix)
-
-
-# ---- helpers ---------------------------------------------------------------------------
-
-
-class Started:
-    """Starts a store on *broker* for the duration of an ``async with``."""
-
-    def __init__(self, store: RedisDataStore, broker: LocalEventBroker) -> None:
-        self.store = store
-        self.broker = broker
-
-    async def __aenter__(self) -> RedisDataStore:
-        await self.store.start(self.broker, LOGGER)
-        return self.store
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.store.stop()
-
-
-def schedule(schedule_id: str, fire: datetime = T0) -> Schedule:
-    return Schedule(id=schedule_id, task_id="task", trigger=TRIGGER, next_fire_time=fire)
-
-
-def fire_job(schedule_id: str, fire_time: datetime) -> Job:
-    return Job(
-        task_id="task",
-        schedule_id=schedule_id,
-        scheduled_fire_time=fire_time,
-        start_time=fire_time,
-        created_at=fire_time,
-        result_expiration_time=timedelta(days=1),
-    )
-
-
-def catch_up(s: Schedule, now: datetime) -> ScheduleUpdate:
-    """One job per fire time up to *now* (``CoalescePolicy.all``), then the next one."""
-    assert s.next_fire_time is not None
-    fire_times = []
-    fire_time = s.next_fire_time
-    while fire_time <= now:
-        fire_times.append(fire_time)
-        fire_time += INTERVAL
-    return ScheduleUpdate(
-        schedule_id=s.id,
-        next_fire_time=fire_time,
-        last_fire_time=fire_times[-1] if fire_times else None,
-        jobs=[fire_job(s.id, fire) for fire in fire_times],
-    )
-
-
-def success(job: Job, finished: datetime) -> JobResult:
-    return JobResult(
-        job_id=job.id,
-        task_id=job.task_id,
-        schedule_id=job.schedule_id,
-        scheduled_fire_time=job.scheduled_fire_time,
-        outcome=JobOutcome.success,
-        finished_at=finished,
-        expires_at=finished,
-    )
-
-
-def record(broker: LocalEventBroker) -> list[Event]:
-    events: list[Event] = []
-    broker.subscribe(events.append)
-    return events
 
 
 async def run_loop(
@@ -534,7 +448,7 @@ async def test_two_processes_make_each_fire_exactly_once(
     codes: dict[int, tuple[int | None, bytes]] = {}
 
     async def run_node(node: int) -> None:
-        command = [sys.executable, str(RACE_NODE), REDIS_URL, prefix, f"n{node}", "4"]
+        command = [sys.executable, str(RACE_NODE), "redis", REDIS_URL, prefix, f"n{node}", "4"]
         process = await anyio.run_process([*command, str(outputs[node - 1])], check=False)
         codes[node] = (process.returncode, process.stderr)
 
@@ -558,7 +472,7 @@ async def test_two_processes_make_each_fire_exactly_once(
             count = (s.next_fire_time - first) // INTERVAL
             assert first + count * INTERVAL == s.next_fire_time
             expected |= {(s.id, first + k * INTERVAL) for k in range(count)}
-        assert {(sid, from_epoch_us(us)) for sid, us in created} == expected  # no gaps
+        assert {(sid, datetime.fromisoformat(when)) for sid, when in created} == expected
         assert len(expected) > 400
         stored = [(job.schedule_id, job.scheduled_fire_time) for job in await store.get_jobs()]
         for job_id in ran:

@@ -15,13 +15,15 @@ import sqlite3
 import sys
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
-from datetime import datetime, timedelta, timezone
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from pathlib import Path
 from uuid import UUID
 
 import anyio
 import pytest
+from _race_node import PROFILES
+from _store_helpers import LOGGER, T0, TRIGGER, Started, broker, schedule
 
 from horae._clock import SystemClock
 from horae._enums import ConflictPolicy, JobOutcome
@@ -30,7 +32,7 @@ from horae._exceptions import (
     DataStoreError,
     SchemaVersionError,
 )
-from horae._structures import Job, Schedule, Task
+from horae._structures import Job, Task
 from horae.datastores._base import ScheduleUpdate
 from horae.datastores.sqlite import SQLiteDataStore
 from horae.eventbrokers.local import LocalEventBroker
@@ -40,17 +42,13 @@ from horae.serializers._records import (
     JOB_RESULT_FIELDS,
     SCHEDULE_FIELDS,
     TASK_FIELDS,
-    from_epoch_us,
 )
 from horae.serializers.pickle import PickleSerializer
 from horae.testing import DataStoreContract
-from horae.triggers.interval import IntervalTrigger
 
-T0 = datetime(2030, 1, 1, tzinfo=timezone.utc)
 LEASE = timedelta(seconds=30)
-TRIGGER = IntervalTrigger(seconds=10, start_time=T0)
-RACE_NODE = Path(__file__).with_name("_sqlite_race_node.py")
-LOGGER = logging.getLogger("horae.tests.sqlite")
+RACE_NODE = Path(__file__).with_name("_race_node.py")
+__all__ = ["broker"]  # the shared fixture, imported for this module's tests
 
 #: Holds SQLite's write lock from another process: ``python -c LOCKER path seconds``.
 LOCKER = """
@@ -73,23 +71,6 @@ class TestSQLiteDataStore(DataStoreContract):
 # ---- helpers ---------------------------------------------------------------------------
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
-async def broker() -> AsyncIterator[LocalEventBroker]:
-    broker = LocalEventBroker()
-    await broker.start(LOGGER)
-    yield broker
-    await broker.stop()
-
-
-def schedule(schedule_id: str, fire: datetime = T0) -> Schedule:
-    return Schedule(id=schedule_id, task_id="task", trigger=TRIGGER, next_fire_time=fire)
-
-
 def fire_job(schedule_id: str, fire_time: datetime, **changes: object) -> Job:
     return Job(
         task_id="task",
@@ -108,21 +89,6 @@ def query(path: Path, sql: str, *params: object) -> list[tuple[object, ...]]:
         return conn.execute(sql, params).fetchall()
     finally:
         conn.close()
-
-
-class Started:
-    """Starts a store on *broker* for the duration of an ``async with``."""
-
-    def __init__(self, store: SQLiteDataStore, broker: LocalEventBroker) -> None:
-        self.store = store
-        self.broker = broker
-
-    async def __aenter__(self) -> SQLiteDataStore:
-        await self.store.start(self.broker, LOGGER)
-        return self.store
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.store.stop()
 
 
 # ---- configuration ---------------------------------------------------------------------
@@ -489,7 +455,7 @@ async def test_two_processes_make_each_fire_exactly_once(
     time) up to each schedule's final position makes exactly one job, and every job
     runs exactly once."""
     path = tmp_path / "horae.sqlite3"
-    interval = timedelta(seconds=2)
+    interval = PROFILES["sqlite"].interval
     start = SystemClock().now()
     async with Started(SQLiteDataStore(path), broker) as store:
         await store.add_task(Task(id="task", func_ref="builtins:print"))
@@ -501,7 +467,8 @@ async def test_two_processes_make_each_fire_exactly_once(
     outputs = [tmp_path / f"node{node}.json" for node in (1, 2)]
     async with anyio.create_task_group() as group:
         for node, output in enumerate(outputs, 1):
-            command = [sys.executable, str(RACE_NODE), str(path), f"n{node}", "4", str(output)]
+            command = [sys.executable, str(RACE_NODE), "sqlite", str(path), "-", f"n{node}", "4"]
+            command.append(str(output))
             group.start_soon(functools.partial(anyio.run_process, command, stdout=None))
     reports = [json.loads(out.read_text()) for out in outputs]
     created = [tuple(pair) for report in reports for pair in report["created"]]
@@ -519,7 +486,7 @@ async def test_two_processes_make_each_fire_exactly_once(
             count = (s.next_fire_time - first) // interval
             assert first + count * interval == s.next_fire_time
             expected |= {(s.id, first + k * interval) for k in range(count)}
-        assert {(sid, from_epoch_us(us)) for sid, us in created} == expected  # no gaps
+        assert {(sid, datetime.fromisoformat(when)) for sid, when in created} == expected
         assert len(expected) > 400
         stored = [(job.schedule_id, job.scheduled_fire_time) for job in await store.get_jobs()]
         for job_id in ran:

@@ -17,11 +17,16 @@ import asyncio
 import contextlib
 import logging
 import socket
-from collections.abc import AsyncIterator, Callable
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import anyio
+import pytest
 
+from horae._contract_broker import EventRecorder, sample_event
 from horae.eventbrokers import EventBroker
+from horae.events import TaskAdded
 
 LOGGER = logging.getLogger("horae.tests.brokers")
 
@@ -145,3 +150,68 @@ class OutageProxy:
             # one side ending ends the whole connection
             for each in pair:
                 each.close()
+
+
+# ---- what the PostgreSQL and Redis brokers share ------------------------------------------
+
+#: Short back-offs and timeouts, so that outages resolve within a test's time.
+FAST: dict[str, Any] = {
+    "connect_timeout": 5.0,
+    "reconnect_delay": 0.05,
+    "max_reconnect_delay": 0.2,
+    "health_check_interval": 0.5,
+    "publish_timeout": 1.0,
+}
+
+
+def task_added(number: int) -> TaskAdded:
+    return TaskAdded(timestamp=sample_event(TaskAdded).timestamp, task_id=f"t{number}")
+
+
+async def check_a_killed_connection_reconnects(
+    first: EventBroker,
+    second: EventBroker,
+    kill: Callable[[], Awaitable[None]],
+    server: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """*kill* ends *first*'s listening connection: it reconnects by itself (logging the
+    loss and the return, naming *server*) and delivery resumes both ways."""
+    async with started(first, second):
+        here, there = EventRecorder(), EventRecorder()
+        first.subscribe(here)
+        second.subscribe(there)
+        with caplog.at_level(logging.INFO, LOGGER.name):
+            await kill()
+            await wait_until(lambda: not first.connected)
+            await wait_until(lambda: first.connected)
+        await second.publish(task_added(1))
+        assert await here.wait_for(1) == [task_added(1)]
+        await first.publish(task_added(2))
+        assert await there.wait_for(2) == [task_added(1), task_added(2)]
+    messages = [record.getMessage() for record in caplog.records]
+    assert any(f"lost the connection to {server}" in m for m in messages)
+    assert any(f"reconnected to {server}" in m for m in messages)
+
+
+async def check_publishing_while_disconnected(
+    broker: EventBroker,
+    kill: Callable[[], Awaitable[None]],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """After *kill* ends *broker*'s connection (with a long back-off), publishing does
+    not raise, delivers in this process, and is logged once per outage; stopping does
+    not wait out the back-off."""
+    async with started(broker):
+        recorder = EventRecorder()
+        broker.subscribe(recorder)
+        await kill()
+        await wait_until(lambda: not broker.connected)
+        with caplog.at_level(logging.WARNING, LOGGER.name):
+            await broker.publish(task_added(0))  # does not raise
+            await broker.publish(task_added(1))
+        assert recorder.events == [task_added(0), task_added(1)]  # delivered here at once
+        started_stop = time.monotonic()
+    assert time.monotonic() - started_stop < 5  # stop() does not wait out the back-off
+    unsent = [r for r in caplog.records if "delivered to this process only" in r.getMessage()]
+    assert len(unsent) == 1  # once per outage, not once per event

@@ -9,11 +9,11 @@ or by cutting and stalling a TCP proxy in front of the server.
 
 from __future__ import annotations
 
+import functools
 import logging
-import os
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -22,24 +22,27 @@ import asyncpg  # type: ignore[import-untyped]
 import attrs
 import pytest
 
-from conftest import require_service
-from eventbrokers._broker_helpers import LOGGER, OutageProxy, free_port, started, wait_until
+from _services import POSTGRES_DSN as DSN
+from _services import admin, schema
+from eventbrokers._broker_helpers import (
+    FAST,
+    LOGGER,
+    OutageProxy,
+    check_a_killed_connection_reconnects,
+    check_publishing_while_disconnected,
+    free_port,
+    started,
+    task_added,
+    wait_until,
+)
 from horae._contract_broker import EventRecorder, sample_event
 from horae._exceptions import ConfigurationError, EventBrokerError
 from horae.eventbrokers import PostgresEventBroker
-from horae.events import JobReleased, TaskAdded
+from horae.events import JobReleased
 from horae.testing import EventBrokerContract
 
-DSN = os.environ.get("HORAE_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 SERVER = urlsplit(DSN)
-#: Short back-offs and timeouts, so that outages resolve within a test's time.
-FAST: dict[str, Any] = {
-    "connect_timeout": 5.0,
-    "reconnect_delay": 0.05,
-    "max_reconnect_delay": 0.2,
-    "health_check_interval": 0.5,
-    "publish_timeout": 1.0,
-}
+__all__ = ["admin", "schema"]  # the shared fixtures, imported for this module's tests
 
 #: For the brokers whose connections a test breaks. asyncpg (0.32) may leave a
 #: "Future exception was never retrieved" behind when a connection attempt is cancelled
@@ -49,10 +52,6 @@ FAST: dict[str, Any] = {
 NO_TLS = "disable"
 
 pytestmark = [pytest.mark.postgres, pytest.mark.anyio]
-
-
-def task_added(number: int) -> TaskAdded:
-    return TaskAdded(timestamp=sample_event(TaskAdded).timestamp, task_id=f"t{number}")
 
 
 def big_event(number: int, size: int = 100_000) -> JobReleased:
@@ -69,30 +68,8 @@ def with_query(dsn: str, **params: str) -> str:
 
 
 @pytest.fixture
-async def admin() -> AsyncIterator[Any]:
-    """A plain connection for looking into the database and making outages."""
-    try:
-        conn = await asyncpg.connect(DSN, timeout=5)
-    except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
-        require_service("PostgreSQL", f"cannot connect to {DSN}: {exc}")
-    try:
-        yield conn
-    finally:
-        await conn.close()
-
-
-@pytest.fixture
 def channel() -> str:
     return f"horae_test_{uuid.uuid4().hex[:12]}"
-
-
-@pytest.fixture
-async def schema(admin: Any) -> AsyncIterator[str]:
-    name = f"horae_test_{uuid.uuid4().hex[:8]}"
-    try:
-        yield name
-    finally:
-        await admin.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
 
 
 @pytest.fixture
@@ -224,6 +201,51 @@ async def test_large_events_cross_instances_through_the_payload_table(
     assert rows == 2
 
 
+async def test_a_batch_travels_in_few_notifications_in_order(
+    make: Callable[..., PostgresEventBroker], admin: Any, schema: str
+) -> None:
+    """publish_many packs small events into notifications under NOTIFY's limit (several
+    per batch here, as 300 events do not fit in one) and sends a large one through the
+    table, in its place; every node, this one included, gets them all once, in order.
+    Equal events in one batch all arrive (NOTIFY folds equal payloads of a transaction
+    into one, so they must not share a statement)."""
+    first, second = make(), make()
+    async with started(first, second):
+        here, there = EventRecorder(), EventRecorder()
+        first.subscribe(here)
+        second.subscribe(there)
+        batch = [task_added(n) for n in range(150)]
+        batch += [big_event(150), task_added(0), task_added(0)]
+        batch += [task_added(n) for n in range(151, 300)]
+        await first.publish_many(batch)
+        await second.publish(task_added(-1))  # the barrier after any wrong echo
+        assert await there.wait_for(len(batch) + 1) == [*batch, task_added(-1)]
+        assert await here.wait_for(len(batch) + 1) == [*batch, task_added(-1)]
+    rows = await admin.fetchval(f'SELECT count(*) FROM "{schema}".horae_event_payloads')
+    assert rows == 1
+
+
+async def test_the_store_pool_does_not_reset_connections_but_the_listener_is_reset(
+    make: Callable[..., PostgresEventBroker], admin: Any
+) -> None:
+    """Released connections skip asyncpg's reset round trip; the listening connection,
+    which renamed itself, resets itself before it goes back to the pool."""
+    app = f"horae-test-{uuid.uuid4().hex[:8]}"
+    broker = make(with_query(DSN, application_name=app))
+    async with started(broker):
+        names = await admin.fetch(
+            "SELECT application_name FROM pg_stat_activity WHERE application_name LIKE $1",
+            f"{app}%",
+        )
+        assert f"{app} listener" in [row[0] for row in names]
+        pool = broker._pool
+        await broker._disconnect(broken=False)
+        # the same connection is handed out again: it listens no more, under its name
+        async with pool.acquire() as conn:
+            assert await conn.fetchval("SELECT current_setting('application_name')") == app
+        await broker._connect()
+
+
 async def test_old_payload_rows_are_cleaned_up(
     make: Callable[..., PostgresEventBroker], admin: Any, schema: str
 ) -> None:
@@ -289,22 +311,28 @@ async def test_a_killed_listener_reconnects_and_delivery_resumes(
     app = f"horae-test-{uuid.uuid4().hex[:8]}"
     # a slower first back-off, so that the test sees the broker disconnected
     first = make(with_query(DSN, application_name=app, sslmode=NO_TLS), reconnect_delay=0.4)
-    second = make()
-    async with started(first, second):
-        here, there = EventRecorder(), EventRecorder()
-        first.subscribe(here)
-        second.subscribe(there)
-        with caplog.at_level(logging.INFO, LOGGER.name):
-            await terminate_listener(admin, app)
-            await wait_until(lambda: not first.connected)
-            await wait_until(lambda: first.connected)
-        await second.publish(task_added(1))
-        assert await here.wait_for(1) == [task_added(1)]
-        await first.publish(task_added(2))
-        assert await there.wait_for(2) == [task_added(1), task_added(2)]
-    messages = [record.getMessage() for record in caplog.records]
-    assert any("lost the connection to PostgreSQL" in m for m in messages)
-    assert any("reconnected to PostgreSQL" in m for m in messages)
+    kill = functools.partial(terminate_listener, admin, app)
+    await check_a_killed_connection_reconnects(first, make(), kill, "PostgreSQL", caplog)
+
+
+async def test_reconnect_callbacks_run_once_per_reconnection(
+    make: Callable[..., PostgresEventBroker], admin: Any
+) -> None:
+    """Events sent while a node was away are lost, so its scheduler is told when the
+    broker is back (and then looks for work at once); a removed callback is not called."""
+    app = f"horae-test-{uuid.uuid4().hex[:8]}"
+    broker = make(with_query(DSN, application_name=app, sslmode=NO_TLS))
+    calls: list[str] = []
+    broker.add_reconnect_callback(lambda: calls.append("kept"))
+    remove = broker.add_reconnect_callback(lambda: calls.append("removed"))
+    broker.add_reconnect_callback(lambda: 1 / 0)  # logged; the others still run
+    async with started(broker):
+        assert calls == []
+        await terminate_listener(admin, app)
+        await wait_until(lambda: calls == ["kept", "removed"])
+        remove()
+        await terminate_listener(admin, app)
+        await wait_until(lambda: calls == ["kept", "removed", "kept"])
 
 
 async def test_publishing_while_disconnected_is_logged_not_raised(
@@ -312,19 +340,8 @@ async def test_publishing_while_disconnected_is_logged_not_raised(
 ) -> None:
     app = f"horae-test-{uuid.uuid4().hex[:8]}"
     broker = make(with_query(DSN, application_name=app, sslmode=NO_TLS), reconnect_delay=30.0)
-    async with started(broker):
-        recorder = EventRecorder()
-        broker.subscribe(recorder)
-        await terminate_listener(admin, app)
-        await wait_until(lambda: not broker.connected)
-        with caplog.at_level(logging.WARNING, LOGGER.name):
-            await broker.publish(task_added(0))  # does not raise
-            await broker.publish(task_added(1))
-        assert recorder.events == [task_added(0), task_added(1)]  # delivered here at once
-        started_stop = time.monotonic()
-    assert time.monotonic() - started_stop < 5  # stop() does not wait out the back-off
-    unsent = [r for r in caplog.records if "delivered to this process only" in r.getMessage()]
-    assert len(unsent) == 1  # once per outage, not once per event
+    kill = functools.partial(terminate_listener, admin, app)
+    await check_publishing_while_disconnected(broker, kill, caplog)
 
 
 async def test_a_stalled_network_and_its_return(

@@ -9,58 +9,39 @@ on a shared server) or by cutting and stalling a TCP proxy in front of the serve
 
 from __future__ import annotations
 
+import functools
 import logging
-import os
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlsplit
 
 import anyio
 import attrs
 import pytest
 from redis.asyncio import Redis
 
-from conftest import require_service
-from eventbrokers._broker_helpers import LOGGER, OutageProxy, free_port, started, wait_until
+from _services import REDIS_HOST, REDIS_PORT, REDIS_URL, redis_client
+from eventbrokers._broker_helpers import (
+    FAST,
+    LOGGER,
+    OutageProxy,
+    check_a_killed_connection_reconnects,
+    check_publishing_while_disconnected,
+    free_port,
+    started,
+    task_added,
+    wait_until,
+)
 from horae._contract_broker import EventRecorder, sample_event
 from horae._exceptions import ConfigurationError, EventBrokerError, SerializationError
 from horae.eventbrokers import RedisEventBroker
 from horae.events import JobReleased, TaskAdded
 from horae.testing import EventBrokerContract
 
-REDIS_URL = os.environ.get("HORAE_REDIS_URL", "redis://127.0.0.1:6379/0")
-REDIS_HOST = urlsplit(REDIS_URL).hostname or "localhost"
-REDIS_PORT = urlsplit(REDIS_URL).port or 6379
-#: Short back-offs and timeouts, so that outages resolve within a test's time.
-FAST: dict[str, Any] = {
-    "connect_timeout": 5.0,
-    "reconnect_delay": 0.05,
-    "max_reconnect_delay": 0.2,
-    "health_check_interval": 0.5,
-    "publish_timeout": 1.0,
-}
+__all__ = ["redis_client"]  # the shared fixture, imported for this module's tests
 
 pytestmark = [pytest.mark.redis, pytest.mark.anyio]
-
-
-def task_added(number: int) -> TaskAdded:
-    return TaskAdded(timestamp=sample_event(TaskAdded).timestamp, task_id=f"t{number}")
-
-
-@pytest.fixture
-async def redis_client() -> AsyncIterator[Redis]:
-    client = Redis.from_url(REDIS_URL)
-    try:
-        await client.ping()
-    except Exception as exc:
-        await client.aclose()
-        require_service("Redis", f"cannot reach {REDIS_URL}: {exc}")
-    try:
-        yield client
-    finally:
-        await client.aclose()
 
 
 @pytest.fixture
@@ -244,21 +225,44 @@ async def test_a_killed_subscription_reconnects_and_delivery_resumes(
     # a slower first back-off, so that the test sees the broker disconnected
     first = make(reconnect_delay=0.4)
     second = make(redis_client)  # a client of our own: not named, so not killed
+    kill = functools.partial(kill_subscription, redis_client, channel)
+    await check_a_killed_connection_reconnects(first, second, kill, "Redis", caplog)
+
+
+async def test_reconnect_callbacks_run_once_per_reconnection(
+    make: Callable[..., RedisEventBroker], redis_client: Redis, channel: str
+) -> None:
+    """Events sent while a node was away are lost, so its scheduler is told when the
+    broker is back (and then looks for work at once); a removed callback is not called."""
+    broker = make()
+    calls: list[str] = []
+    broker.add_reconnect_callback(lambda: calls.append("kept"))
+    remove = broker.add_reconnect_callback(lambda: calls.append("removed"))
+    broker.add_reconnect_callback(lambda: 1 / 0)  # logged; the others still run
+    async with started(broker):
+        assert calls == []
+        await kill_subscription(redis_client, channel)
+        await wait_until(lambda: calls == ["kept", "removed"])
+        remove()
+        await wait_until(lambda: broker.connected)
+        await kill_subscription(redis_client, channel)
+        await wait_until(lambda: calls == ["kept", "removed", "kept"])
+
+
+async def test_a_batch_arrives_whole_and_in_order(make: Callable[..., RedisEventBroker]) -> None:
+    """publish_many sends a batch in one round trip (in several messages when it is
+    large); every node, this one included, gets each event once, in order."""
+    first, second = make(), make()
+    first._batch_limit = 2_000  # type: ignore[misc]  # several messages for this batch
     async with started(first, second):
         here, there = EventRecorder(), EventRecorder()
         first.subscribe(here)
         second.subscribe(there)
-        with caplog.at_level(logging.INFO, LOGGER.name):
-            await kill_subscription(redis_client, channel)
-            await wait_until(lambda: not first.connected)
-            await wait_until(lambda: first.connected)
-        await second.publish(task_added(1))
-        assert await here.wait_for(1) == [task_added(1)]
-        await first.publish(task_added(2))
-        assert await there.wait_for(2) == [task_added(1), task_added(2)]
-    messages = [record.getMessage() for record in caplog.records]
-    assert any("lost the connection to Redis" in m for m in messages)
-    assert any("reconnected to Redis" in m for m in messages)
+        batch = [task_added(n) for n in range(100)] + [task_added(0)]
+        await first.publish_many(batch)
+        await second.publish(task_added(-1))  # the barrier after any wrong echo
+        assert await there.wait_for(len(batch) + 1) == [*batch, task_added(-1)]
+        assert await here.wait_for(len(batch) + 1) == [*batch, task_added(-1)]
 
 
 async def test_publishing_while_disconnected_is_logged_not_raised(
@@ -268,19 +272,8 @@ async def test_publishing_while_disconnected_is_logged_not_raised(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     broker = make(reconnect_delay=30.0)
-    async with started(broker):
-        recorder = EventRecorder()
-        broker.subscribe(recorder)
-        await kill_subscription(redis_client, channel)
-        await wait_until(lambda: not broker.connected)
-        with caplog.at_level(logging.WARNING, LOGGER.name):
-            await broker.publish(task_added(0))  # does not raise
-            await broker.publish(task_added(1))
-        assert recorder.events == [task_added(0), task_added(1)]  # delivered here at once
-        started_stop = time.monotonic()
-    assert time.monotonic() - started_stop < 5  # stop() does not wait out the back-off
-    unsent = [r for r in caplog.records if "delivered to this process only" in r.getMessage()]
-    assert len(unsent) == 1  # once per outage, not once per event
+    kill = functools.partial(kill_subscription, redis_client, channel)
+    await check_publishing_while_disconnected(broker, kill, caplog)
 
 
 @pytest.mark.parametrize("outage", ["cut", "stall"])

@@ -335,8 +335,11 @@ class Cluster:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def start(self, identity: str, role: str = "both", **extra: Any) -> Node:
-        """Start a node process; it runs until :meth:`stop` or :meth:`kill`."""
+    def start(
+        self, identity: str, role: str = "both", *, script: Path = NODE_SCRIPT, **extra: Any
+    ) -> Node:
+        """Start a node process; it runs until :meth:`stop` or :meth:`kill`. *script*
+        is the node program (another one takes the same config file and environment)."""
         config = {
             "identity": identity,
             "role": role,
@@ -353,7 +356,7 @@ class Cluster:
         env = {**os.environ, LOG_VARIABLE: str(jobs)}
         with stderr.open("wb") as err:
             process = subprocess.Popen(
-                [sys.executable, str(NODE_SCRIPT), str(config_path)],
+                [sys.executable, str(script), str(config_path)],
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=err,

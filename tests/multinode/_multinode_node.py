@@ -13,9 +13,11 @@ Usage: ``python _multinode_node.py CONFIG_JSON``, where the JSON object says::
 The node runs an :class:`~horae.AsyncScheduler` until it gets SIGTERM (then it stops
 gracefully) or SIGKILL (the failover tests). Jobs append to the file named by
 ``HORAE_MULTINODE_LOG`` (see ``_multinode_jobs``). The node appends one JSON line per
-``JobReleased`` it *receives* to its event log (``{"kind": "released", ...}``), plus
-``{"kind": "ready"}`` once it runs, ``{"kind": "broker", "connected": bool}`` whenever
-its broker's connection state changes, and ``{"kind": "stopped"}`` at a clean exit.
+``JobReleased`` it *receives* to its event log (``{"kind": "released", ...}``), one per
+``ScheduleFireSkipped`` (``"skipped"``) and per ``JobCancellationRequested``
+(``"cancel_requested"``), plus ``{"kind": "ready"}`` once it runs,
+``{"kind": "broker", "connected": bool}`` whenever its broker's connection state
+changes, and ``{"kind": "stopped"}`` at a clean exit.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from horae import AsyncScheduler, SchedulerRole
 from horae._clock import Clock, SystemClock
 from horae.datastores._base import DataStore
 from horae.eventbrokers._base import EventBroker
-from horae.events import JobReleased
+from horae.events import JobCancellationRequested, JobReleased, ScheduleFireSkipped
 
 #: How often the node samples its broker's ``connected`` flag (seconds).
 BROKER_SAMPLE_INTERVAL = 0.1
@@ -119,6 +121,24 @@ class EventLog:
             fire=None if fire is None else fire.astimezone(timezone.utc).isoformat(),
             outcome=event.outcome.value,
             holder=event.scheduler_id,
+            attempt=event.attempt,
+            retry_at=None if event.retry_at is None else event.retry_at.isoformat(),
+        )
+
+    def on_skipped(self, event: ScheduleFireSkipped) -> None:
+        self.write(
+            kind="skipped",
+            schedule=event.schedule_id,
+            fire=event.fire_time.astimezone(timezone.utc).isoformat(),
+            reason=event.reason,
+        )
+
+    def on_cancel_requested(self, event: JobCancellationRequested) -> None:
+        self.write(
+            kind="cancel_requested",
+            job=str(event.job_id),
+            schedule=event.schedule_id,
+            holder=event.scheduler_id,
         )
 
 
@@ -149,6 +169,8 @@ async def main(config: dict[str, Any]) -> None:
     with anyio.open_signal_receiver(signal.SIGTERM) as signals:
         async with scheduler, anyio.create_task_group() as group:
             scheduler.subscribe(log.on_released, JobReleased)
+            scheduler.subscribe(log.on_skipped, ScheduleFireSkipped)
+            scheduler.subscribe(log.on_cancel_requested, JobCancellationRequested)
             await scheduler.start_in_background()
             group.start_soon(watch_broker, broker, log)
             log.write(kind="ready", connected=broker.connected)

@@ -15,6 +15,7 @@ or left paused for ``next_run_time=None``.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
@@ -100,7 +101,7 @@ class Core:
 
     def call(self, func: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
         """Run the coroutine function *func* on horae's loop and return its result."""
-        return self.scheduler._call(func, *args, **kwargs)
+        return self.scheduler.call(functools.partial(func, *args, **kwargs))
 
     def start_processing(self) -> None:
         """Start turning schedules into jobs and running them."""

@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
 from horae._exceptions import ConfigurationError
+from horae._store_urls import mask_url
 from horae.datastores import DataStore
 from horae.datastores.memory import MemoryDataStore
 from horae.serializers import PickleSerializer
@@ -41,10 +42,6 @@ _REDIS_QUERY_ARGS = frozenset(
      "health_check_interval", "retry_on_timeout"}
 )  # fmt: skip
 _MONGO_INVALID = re.compile(r'[/\\. "$\x00]')
-
-
-def _redact(url: str) -> str:
-    return re.sub(r"(://[^:/@]*:)[^@/]*@", r"\1***@", url)
 
 
 class BaseJobStore:
@@ -170,7 +167,7 @@ class RedisJobStore(BaseJobStore):
         return RedisDataStore(self.url, prefix=self.jobs_key, serializer=serializer)
 
     def __repr__(self) -> str:
-        return f"<{type(self).__name__} ({_redact(self.url)}, jobs_key={self.jobs_key!r})>"
+        return f"<{type(self).__name__} ({mask_url(self.url)}, jobs_key={self.jobs_key!r})>"
 
 
 class MongoDBJobStore(BaseJobStore):
@@ -258,7 +255,7 @@ class MongoDBJobStore(BaseJobStore):
         return MongoDBDataStore(target, self.database, serializer=serializer)
 
     def __repr__(self) -> str:
-        target = _redact(self.uri) if self.uri is not None else repr(self._client)
+        target = mask_url(self.uri) if self.uri is not None else repr(self._client)
         return f"<{type(self).__name__} ({target}, database={self.database!r})>"
 
 
@@ -322,7 +319,7 @@ class SQLAlchemyJobStore(BaseJobStore):
         if backend in ("postgresql", "postgres"):
             return "postgres", f"postgresql://{rest}"
         raise ConfigurationError(
-            f"unsupported database URL {_redact(url)!r} for SQLAlchemyJobStore: horae.compat "
+            f"unsupported database URL {mask_url(url)!r} for SQLAlchemyJobStore: horae.compat "
             f"supports sqlite:///path/to/file.db (or sqlite:////absolute/path.db) and "
             f"postgresql://user:password@host:port/database (with any +driver suffix)"
         )
@@ -340,7 +337,7 @@ class SQLAlchemyJobStore(BaseJobStore):
         return PostgresDataStore(self.url, schema=self.tablename, serializer=serializer)
 
     def __repr__(self) -> str:
-        return f"<{type(self).__name__} (url={_redact(self.url)!r})>"
+        return f"<{type(self).__name__} (url={mask_url(self.url)!r})>"
 
 
 #: Job store plugin names of APScheduler 3 (``{"type": "redis", ...}``) horae supports.

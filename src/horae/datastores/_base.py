@@ -90,7 +90,8 @@ class DataStore(ABC):
     about what it changed: ``TaskAdded``/``TaskUpdated``/``TaskRemoved``,
     ``ScheduleAdded``/``ScheduleUpdated``/``ScheduleRemoved``/``SchedulePaused``/
     ``ScheduleUnpaused``, ``JobAdded``, ``JobAcquired``, ``JobReleased`` (also for jobs it
-    ends itself: missed start deadlines and abandoned jobs), and
+    ends itself: missed start deadlines, abandoned and cancelled jobs, and for attempts
+    that are retried), ``JobCancellationRequested`` and
     ``ScheduleDeserializationFailed``. Events are published after the change is durable.
 
     **Exactly once.** (1) ``acquire_schedules`` hands each due schedule to one scheduler
@@ -280,6 +281,13 @@ class DataStore(ABC):
         (``acquired_until < now``: ``abandoned``), storing their results as
         ``release_job`` does and publishing ``JobReleased`` (whose ``scheduler_id`` is
         the lapsed holder for abandoned jobs, ``None`` for missed ones).
+
+        An abandoned job is retried instead when its ``retry`` policy gives it another
+        attempt (``job.retry.retries(job.attempt, None)``) and no cancellation was
+        requested: it becomes pending again exactly as ``release_job(...,
+        retry_at=now + job.retry.delay(job.attempt))`` would make it, and its
+        ``JobReleased`` (outcome ``abandoned``) carries ``retry_at``. An abandoned job
+        whose cancellation was requested ends as ``cancelled`` instead.
         """
 
     @abstractmethod
@@ -295,11 +303,14 @@ class DataStore(ABC):
 
         A job counts as held while it exists with ``acquired_by == scheduler_id``: a
         lease that lapsed but that no ``acquire_jobs`` has ended yet is still renewed
-        (nothing else happened to the job meanwhile).
+        (nothing else happened to the job meanwhile). A job whose cancellation was
+        requested is still renewed (its holder is cancelling it).
         """
 
     @abstractmethod
-    async def release_job(self, scheduler_id: str, result: JobResult) -> bool:
+    async def release_job(
+        self, scheduler_id: str, result: JobResult, *, retry_at: datetime | None = None
+    ) -> bool:
         """Store the result and delete the job, atomically, fenced by the lease.
 
         Returns False (and changes nothing) when the job is no longer held by
@@ -307,8 +318,39 @@ class DataStore(ABC):
         when the job's ``result_expiration_time`` is positive, with ``expires_at =
         result.finished_at + result_expiration_time`` (the store sets it; the value
         passed in is not used); otherwise ``get_job_result`` raises ``JobLookupError``
-        once the job is gone. Publishes ``JobReleased``.
+        once the job is gone. Publishes ``JobReleased`` (with ``attempt`` =
+        ``result.attempt``).
+
+        With *retry_at* (the caller's retry policy gave the job another attempt) the job
+        is not deleted and no result is stored: in the same atomic step it becomes
+        pending again with ``attempt + 1``, ``start_time = retry_at``, its
+        ``start_deadline`` moved by as much as its ``start_time`` (``None`` stays
+        ``None``) and no lease (``acquired_by``, ``acquired_until``, ``started_at`` all
+        ``None``); ``JobReleased`` carries ``retry_at``. A job whose cancellation was
+        requested is never retried: *retry_at* is then ignored and the job ends with
+        *result*.
         """
+
+    @abstractmethod
+    async def cancel_job(self, job_id: UUID, now: datetime) -> Job | None:
+        """Cancel a pending or running job; return it as it was, or ``None`` if there
+        is no such job (it finished, or never existed).
+
+        A pending job, or a running one whose lease has lapsed (``acquired_until <
+        now``), ends at once as ``JobOutcome.cancelled`` (result stored as
+        ``release_job`` does, with ``finished_at = now``; ``JobReleased`` published, its
+        ``scheduler_id`` the lapsed holder or ``None``). A running job with a live
+        lease gets ``cancel_requested = True`` and ``JobCancellationRequested`` is
+        published (each call publishes it again, so a lost event can be repeated): its
+        holder cancels it and releases it. Atomic against ``acquire_jobs`` and
+        ``release_job``.
+        """
+
+    @abstractmethod
+    async def get_schedule_jobs(self, schedule_ids: Iterable[str]) -> list[Job]:
+        """The pending and running jobs made by these schedules (by fire,
+        ``run_schedule_now`` or ``backfill``), in ``start_time`` order; served by an
+        index on the schedule id, not a scan."""
 
     @abstractmethod
     async def get_next_job_time(self) -> datetime | None:

@@ -36,6 +36,7 @@ from uuid import UUID
 
 import attrs
 
+from horae._evolve import replace
 from horae._structures import Job
 from horae._wallclock import to_utc
 from horae.datastores._memory_schedules import LEASE_EPSILON
@@ -79,6 +80,7 @@ class JobQueue:
         self._running_by_task: dict[str, set[UUID]] = {}
         self._running_by_schedule: dict[str, set[UUID]] = {}
         self._parked: dict[tuple[str, str], set[_GroupKey]] = {}
+        self._by_schedule: dict[str, set[UUID]] = {}
         self._counter = count()
 
     # ---- plain access -------------------------------------------------------------------
@@ -94,6 +96,31 @@ class JobQueue:
             jobs = [self._jobs[job_id] for job_id in set(ids) if job_id in self._jobs]
         return sorted(jobs, key=lambda job: (job.start_time, self._seqs[job.id]))
 
+    def of_schedules(self, schedule_ids: Iterable[str]) -> list[Job]:
+        """Pending and running jobs of these schedules, in ``start_time`` order."""
+        ids = [
+            job_id
+            for schedule_id in set(schedule_ids)
+            for job_id in self._by_schedule.get(schedule_id, ())
+        ]
+        return self.get_many(ids)
+
+    def _store(self, job: Job, seq: int) -> None:
+        self._jobs[job.id] = job
+        self._seqs[job.id] = seq
+        if job.schedule_id is not None:
+            self._by_schedule.setdefault(job.schedule_id, set()).add(job.id)
+
+    def _forget(self, job_id: UUID) -> Job:
+        job = self._jobs.pop(job_id)
+        del self._seqs[job_id]
+        if job.schedule_id is not None:
+            ids = self._by_schedule[job.schedule_id]
+            ids.discard(job_id)
+            if not ids:
+                del self._by_schedule[job.schedule_id]
+        return job
+
     def heap_sizes(self) -> tuple[int, int]:
         """``(entries in the global heaps, jobs)``; for tests of the lazy deletion."""
         return len(self._ready) + len(self._leases) + len(self._deadlines), len(self._jobs)
@@ -104,10 +131,14 @@ class JobQueue:
         """Insert *job* as pending; return it, or ``None`` if its id is already stored."""
         if job.id in self._jobs:
             return None
-        job = attrs.evolve(job, acquired_by=None, acquired_until=None, started_at=None)
+        if (
+            job.acquired_by is not None
+            or job.acquired_until is not None
+            or job.started_at is not None
+        ):
+            job = replace(job, acquired_by=None, acquired_until=None, started_at=None)
         seq = next(self._counter)
-        self._jobs[job.id] = job
-        self._seqs[job.id] = seq
+        self._store(job, seq)
         key = _group_key(job)
         group = self._groups.get(key)
         if group is None:
@@ -204,7 +235,7 @@ class JobQueue:
         return acquired, abandoned, missed
 
     def _start(self, job: Job, scheduler_id: str, now: datetime, lease_duration: timedelta) -> Job:
-        job = attrs.evolve(
+        job = replace(
             job, acquired_by=scheduler_id, acquired_until=now + lease_duration, started_at=now
         )
         self._jobs[job.id] = job
@@ -231,13 +262,15 @@ class JobQueue:
         ended = []
         while (top := self._top_deadline()) and top[0] < now:
             heapq.heappop(self._deadlines)
-            job = self._jobs.pop(top[2])
-            del self._seqs[job.id]
-            group = self._groups.get(_group_key(job))
-            if group is not None and group.parked_on is None and group.heap[0][2] == job.id:
-                self._activate(group)  # it was the head: announce the next one
-            ended.append(job)
+            ended.append(self._remove_pending(top[2]))
         return ended
+
+    def _remove_pending(self, job_id: UUID) -> Job:
+        job = self._forget(job_id)
+        group = self._groups.get(_group_key(job))
+        if group is not None and group.parked_on is None and group.heap[0][2] == job.id:
+            self._activate(group)  # it was the head: announce the next one
+        return job
 
     def _is_live_lease(self, entry: _JobEntry) -> bool:
         # "live" as in: the entry still describes the job's current lease (a renewal
@@ -278,7 +311,7 @@ class JobQueue:
             job = self._jobs.get(job_id)
             if job is None or job.acquired_by != scheduler_id:
                 continue
-            self._jobs[job_id] = attrs.evolve(job, acquired_until=acquired_until)
+            self._jobs[job_id] = replace(job, acquired_until=acquired_until)
             heapq.heappush(self._leases, (to_utc(acquired_until), self._seqs[job_id], job_id))
             held.add(job_id)
         self._compact()
@@ -291,9 +324,28 @@ class JobQueue:
             return None
         return self._remove_running(job_id)
 
+    def cancel(self, job_id: UUID, now: datetime) -> tuple[Job | None, bool]:
+        """``(the job as it was, whether it was removed)``; ``(None, False)`` if absent.
+
+        A pending job or one whose lease lapsed is removed; a running one is marked
+        ``cancel_requested`` and stays (its holder ends it).
+        """
+        job = self._jobs.get(job_id)
+        if job is None:
+            return None, False
+        if job.acquired_by is None:
+            self._remove_pending(job_id)
+            self._compact()
+            return job, True
+        assert job.acquired_until is not None
+        if job.acquired_until < now:
+            self._remove_running(job_id)
+            return job, True
+        self._jobs[job_id] = attrs.evolve(job, cancel_requested=True)
+        return job, False
+
     def _remove_running(self, job_id: UUID) -> Job:
-        job = self._jobs.pop(job_id)
-        del self._seqs[job_id]
+        job = self._forget(job_id)
         running = self._running_by_task.get(job.task_id)
         if running is not None:
             running.discard(job_id)

@@ -27,6 +27,7 @@ from itertools import count
 
 import attrs
 
+from horae._evolve import replace
 from horae._structures import Job, Schedule
 from horae._wallclock import to_utc
 from horae.datastores._base import ScheduleUpdate
@@ -181,19 +182,21 @@ class ScheduleIndex:
         popped: list[_Entry] = []
         while len(popped) < limit and (top := self._top(self._due)) and top[0] <= now:
             popped.append(heapq.heappop(self._due))
-        candidates = own + [self._slots[entry[1]].schedule for entry in popped]
-        candidates.sort(key=lambda schedule: (schedule.next_fire_time, schedule.id))
-        chosen = candidates[: max(limit, 0)]
-        chosen_ids = {schedule.id for schedule in chosen}
-        for entry in popped:
-            if entry[1] not in chosen_ids:
-                heapq.heappush(self._due, entry)  # same version: still valid
+        if own:
+            candidates = own + [self._slots[entry[1]].schedule for entry in popped]
+            candidates.sort(key=lambda schedule: (schedule.next_fire_time, schedule.id))
+            chosen = candidates[: max(limit, 0)]
+            chosen_ids = {schedule.id for schedule in chosen}
+            for entry in popped:
+                if entry[1] not in chosen_ids:
+                    heapq.heappush(self._due, entry)  # same version: still valid
+        else:
+            # the usual case: the heap already gave them in (fire time, id) order
+            chosen = [self._slots[entry[1]].schedule for entry in popped]
         acquired_until = now + lease_duration
         acquired = []
         for schedule in chosen:
-            leased = attrs.evolve(
-                schedule, acquired_by=scheduler_id, acquired_until=acquired_until
-            )
+            leased = replace(schedule, acquired_by=scheduler_id, acquired_until=acquired_until)
             self._update(self._slots[schedule.id], leased)
             acquired.append(leased)
         return acquired, unpaused
@@ -211,9 +214,7 @@ class ScheduleIndex:
         while (top := self._top(self._paused)) and top[0] <= now:
             heapq.heappop(self._paused)
             slot = self._slots[top[1]]
-            schedule = attrs.evolve(
-                slot.schedule, paused=False, pause_reason=None, paused_until=None
-            )
+            schedule = replace(slot.schedule, paused=False, pause_reason=None, paused_until=None)
             self._update(slot, schedule, lapsed=slot.lapsed)
             unpaused.append(schedule)
         return unpaused
@@ -260,7 +261,7 @@ class ScheduleIndex:
                 self.remove(update.schedule_id)
                 released.append(ReleasedSchedule(before, None, jobs))
                 continue
-            after = attrs.evolve(
+            after = replace(
                 before,
                 next_fire_time=update.next_fire_time,
                 last_fire_time=(
@@ -282,6 +283,13 @@ class ScheduleIndex:
         # has finished and been deleted since. It lives beside the schedule (not the
         # job), survives ConflictPolicy.replace, and goes when the schedule goes.
         watermark = self._watermarks.get(schedule_id)
+        if len(jobs) == 1 and (fire_time := jobs[0].scheduled_fire_time) is not None:
+            # one fire per release, the usual case: the loop below in short
+            fire_time = to_utc(fire_time)
+            if watermark is not None and fire_time <= watermark:
+                return []
+            self._watermarks[schedule_id] = fire_time
+            return list(jobs)
         accepted = [job for job in jobs if job.scheduled_fire_time is None]
         # Compared in UTC: two times in one zone compare by wall clock, ignoring fold,
         # so 01:00 EST (the repeated hour) would count as before 01:40 EDT.

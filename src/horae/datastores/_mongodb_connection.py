@@ -14,7 +14,10 @@ Collections (all in the store's database):
   it) and ``fired_until`` (the exactly-once watermark, see ``release_schedules``).
 * ``jobs``: ``_id`` = job id (UUID); ``seq`` (an ObjectId) orders jobs with equal start
   times by insertion; indexes ``pending (acquired_by, start_time, seq)``, ``order
-  (start_time, seq)``, ``lease (acquired_until)`` and ``deadline (start_deadline)``.
+  (start_time, seq)``, ``lease (acquired_until)``, ``deadline (start_deadline)`` and
+  ``schedule (schedule_id, start_time, seq)`` (``get_schedule_jobs``). Besides the
+  record fields: ``released`` (``{token, started_at, retry_at}`` of the ``release_job``
+  call that last retried the job, so that a repeat of that call finds what it did).
 * ``job_results``: ``_id`` = job id; index ``expiry (expires_at)``.
 * ``locks``: ``{_id: "task:<id>" | "schedule:<id>", n}``: written by every
   ``acquire_jobs`` transaction that claims a job under a running limit, so that two such
@@ -25,7 +28,6 @@ from __future__ import annotations
 
 import logging
 import random
-import re
 from collections.abc import Awaitable, Callable, Iterable
 from logging import Logger
 from typing import Any, TypeVar
@@ -49,6 +51,7 @@ from pymongo.write_concern import WriteConcern
 
 from horae._clock import Clock, SystemClock
 from horae._exceptions import ConfigurationError, DataStoreError, SchemaVersionError
+from horae._store_urls import hide_password, mask_url
 from horae.datastores._base import StoreCapabilities
 from horae.datastores._retry import Retrier
 from horae.eventbrokers._base import EventBroker
@@ -90,6 +93,10 @@ _INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("start_time", ASCENDING), ("seq", ASCENDING)], name="order"),
         IndexModel([("acquired_until", ASCENDING)], name="lease"),
         IndexModel([("start_deadline", ASCENDING)], name="deadline"),
+        IndexModel(
+            [("schedule_id", ASCENDING), ("start_time", ASCENDING), ("seq", ASCENDING)],
+            name="schedule",
+        ),
     ],
     "job_results": [IndexModel([("expires_at", ASCENDING)], name="expiry")],
 }
@@ -112,11 +119,6 @@ def is_transient(exc: BaseException) -> bool:
     ):
         return True
     return isinstance(exc, OperationFailure) and exc.code in _TRANSIENT_CODES
-
-
-def redact(uri: str) -> str:
-    """*uri* without its password, for messages."""
-    return re.sub(r"(://[^:/@]*:)[^@/]*@", r"\1***@", uri)
 
 
 def _valid_database_name(name: object) -> bool:
@@ -149,7 +151,7 @@ class MongoDBConnection:
         if isinstance(uri_or_client, str):
             if not uri_or_client.startswith(("mongodb://", "mongodb+srv://")):
                 raise ConfigurationError(
-                    f"invalid MongoDB URI {redact(uri_or_client)!r}: it must start with "
+                    f"invalid MongoDB URI {mask_url(uri_or_client)!r}: it must start with "
                     f"mongodb:// or mongodb+srv://"
                 )
             self._uri = uri_or_client
@@ -186,7 +188,7 @@ class MongoDBConnection:
         self._retrier = Retrier(is_transient=is_transient, store_name="MongoDB")
 
     def __repr__(self) -> str:
-        target = redact(self._uri) if self._uri is not None else self._client
+        target = mask_url(self._uri) if self._uri is not None else self._client
         return f"{type(self).__name__}({target!r}, database={self._database_name!r})"
 
     # ---- life cycle -------------------------------------------------------------------
@@ -232,8 +234,10 @@ class MongoDBConnection:
                 # new primary as fast, since every failed operation asks for a check.
                 serverMonitoringMode="poll",
             )
-        except PyMongoError as exc:
-            raise ConfigurationError(f"invalid MongoDB URI {redact(uri)!r}: {exc}") from exc
+        except (PyMongoError, ValueError) as exc:  # pymongo raises both for a bad URI
+            raise ConfigurationError(
+                f"invalid MongoDB URI {mask_url(uri)!r}: {hide_password(str(exc), uri)}"
+            ) from exc
 
     @staticmethod
     def _where(client: AsyncMongoClient[Any]) -> str:

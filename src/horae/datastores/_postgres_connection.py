@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import socket
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -20,6 +19,7 @@ import asyncpg  # type: ignore[import-untyped]
 import attrs
 
 from horae._exceptions import ConfigurationError, DataStoreError, SchemaVersionError
+from horae._store_urls import hide_password, mask_url
 from horae.datastores._postgres_schema import SCHEMA_VERSION, schema_ddl, version_table_ddl
 from horae.datastores._retry import Retrier
 
@@ -43,7 +43,6 @@ class DsnInfo:
     database: str | None
     user: str | None
     masked: str  # the DSN with its password replaced by "***"
-    password: str | None
     sets_application_name: bool
 
 
@@ -55,10 +54,11 @@ def describe_dsn(dsn: str) -> DsnInfo:
     """
     if not isinstance(dsn, str):
         raise TypeError(f"expected a DSN string or an asyncpg pool, not {type(dsn).__name__}")
-    parts = urlsplit(dsn)
+    # parsed without its password, which may hold an unescaped '/' that ends the host part
+    parts = urlsplit(mask_url(dsn))
     if parts.scheme not in ("postgresql", "postgres"):
         raise ConfigurationError(
-            f"invalid PostgreSQL DSN {_mask(dsn)!r}: expected a URL such as "
+            f"invalid PostgreSQL DSN {mask_url(dsn)!r}: expected a URL such as "
             f"'postgresql://user:password@host:5432/database'"
         )
     query = parse_qs(parts.query)
@@ -68,28 +68,17 @@ def describe_dsn(dsn: str) -> DsnInfo:
     where = ",".join(
         host if host.startswith("/") or _has_port(host) else f"{host}:{port}" for host in hosts
     )
-    password = parts.password if parts.password is not None else query.get("password", [None])[0]
     return DsnInfo(
         where=where,
         database=unquote(parts.path.lstrip("/")) or None,
         user=unquote(parts.username) if parts.username else None,
-        masked=_mask(dsn),
-        password=unquote(password) if password else None,
+        masked=mask_url(dsn),
         sets_application_name="application_name" in query,
     )
 
 
 def _has_port(host: str) -> bool:
     return host.rpartition(":")[2].isdigit() and not host.endswith("]")
-
-
-def _mask(dsn: str) -> str:
-    """*dsn* with the password (in the user info or the query) replaced by ``***``."""
-    scheme, separator, rest = dsn.partition("://")
-    userinfo, at, hosts = rest.rpartition("@")
-    if separator and at and ":" in userinfo:
-        dsn = f"{scheme}://{userinfo.partition(':')[0]}:***@{hosts}"
-    return re.sub(r"([?&]password=)[^&]*", r"\1***", dsn)
 
 
 def _hint(exc: BaseException, timeout: float) -> str:
@@ -108,8 +97,24 @@ def _hint(exc: BaseException, timeout: float) -> str:
     return "check the DSN and that the server is running"
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """The pool's reset on release: nothing beyond what asyncpg always does.
+
+    asyncpg's default reset sends ``SELECT pg_advisory_unlock_all(); CLOSE ALL;
+    UNLISTEN *; RESET ALL`` on every release, one more round trip per operation. The
+    store and the broker leave no session state on a pooled connection: their advisory
+    locks are transaction-scoped, they declare no cursors outside transactions, and they
+    change no settings. (asyncpg still rolls back an open transaction and drops the
+    Python-side listeners before calling this.) The one exception, the broker's
+    listening connection, resets itself before it goes back (see
+    ``PostgresEventBroker._disconnect``).
+    """
+
+
 async def open_pool(dsn: str, info: DsnInfo, timeout: float) -> asyncpg.Pool:
     """Create a connection pool for *dsn*, failing within about *timeout* seconds.
+
+    Released connections are not reset (see :func:`_keep_session`).
 
     Raises:
         DataStoreError: naming the server, the database and what went wrong (never the
@@ -119,14 +124,18 @@ async def open_pool(dsn: str, info: DsnInfo, timeout: float) -> asyncpg.Pool:
     settings = {} if info.sets_application_name else {"application_name": DEFAULT_APPLICATION_NAME}
     try:
         return await asyncpg.create_pool(
-            dsn, min_size=1, max_size=10, timeout=timeout, server_settings=settings
+            dsn,
+            min_size=1,
+            max_size=10,
+            timeout=timeout,
+            server_settings=settings,
+            reset=_keep_session,
         )
     except ValueError as exc:  # a malformed port, sslmode, ... (asyncpg checks on connect)
-        raise ConfigurationError(f"invalid PostgreSQL DSN {info.masked!r}: {exc}") from exc
+        detail = hide_password(str(exc), dsn)
+        raise ConfigurationError(f"invalid PostgreSQL DSN {info.masked!r}: {detail}") from exc
     except (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-        detail = f"{type(exc).__name__}: {exc}"
-        if info.password:
-            detail = detail.replace(info.password, "***")
+        detail = hide_password(f"{type(exc).__name__}: {exc}", dsn)
         raise DataStoreError(
             f"cannot connect to PostgreSQL at {info.where} (database {info.database!r}, "
             f"user {info.user!r}): {detail}; {_hint(exc, timeout)}"

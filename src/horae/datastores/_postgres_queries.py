@@ -47,11 +47,35 @@ _UPDATE_RESULT = ", ".join(f"{c} = EXCLUDED.{c}" for c in JOB_RESULT_COLUMNS if 
 #: DST change); multiplying seconds keeps the arithmetic in elapsed time.
 _SECONDS = "interval '1 second' * extract(epoch FROM {})"
 
-#: Results of jobs the store ends itself (abandoned, missed start deadline).
+#: Results of jobs the store ends itself (abandoned, missed start deadline, cancelled).
 _ENDED_RESULT_COLUMNS = (
     "job_id, task_id, schedule_id, scheduled_fire_time, outcome, started_at, "
     "finished_at, expires_at, attempt"
 )
+
+#: ``RetryPolicy.retries(attempt, None)`` of a job row, over the jsonb state of its
+#: policy (see ``retry_policy_to_state``): an abandoned attempt has no exception to match.
+_RETRIES = "(retry IS NOT NULL AND attempt < (retry->>'max_attempts')::integer)"
+
+#: ``RetryPolicy.delay(attempt)`` of a job row in seconds (float8): ``backoff *
+#: 2**(attempt-1)`` capped at ``max_backoff``, drawn from ``[d/2, d]`` with jitter.
+_RETRY_DELAY = (
+    "least((retry->>'backoff')::float8 * power(2::float8, least(attempt - 1, 62)), "
+    "(retry->>'max_backoff')::float8) "
+    "* CASE WHEN (retry->>'jitter')::boolean THEN 0.5 + 0.5 * random() ELSE 1 END"
+)
+
+
+def _for_retry(retry_at: str) -> str:
+    """``Job.for_retry`` as the SET list of an ``UPDATE ... AS j``: pending again from the
+    timestamptz *retry_at* as the next attempt, the start deadline moved by as much as
+    the start time (in elapsed seconds), no lease."""
+    shift = _SECONDS.format(f"{retry_at} - j.start_time")
+    return (
+        f"attempt = j.attempt + 1, start_time = {retry_at}, "
+        f"start_deadline = j.start_deadline + {shift}, acquired_by = NULL, "
+        f"acquired_until = NULL, started_at = NULL, cancel_requested = false"
+    )
 
 
 def _unnest(columns: tuple[str, ...], types: list[str], first: int, alias: str) -> str:
@@ -197,28 +221,41 @@ SELECT
 
 def _end_lapsed_and_late(s: str) -> str:
     # The CTEs of acquire_jobs that end running jobs whose lease lapsed (a dead worker:
-    # abandoned) and pending jobs past their start deadline, storing their results.
-    # Each such job is deleted by exactly one acquisition: the row lock (SKIP LOCKED)
-    # and the delete decide, however many nodes reap at once.
+    # abandoned, or cancelled if its cancellation was requested) and pending jobs past
+    # their start deadline, storing their results. An abandoned job that its retry
+    # policy gives another attempt is not ended but made pending again (retried), from
+    # now + the policy's delay (computed once per row: the CTE is materialized).
+    # Each such job is ended (or retried) by exactly one acquisition: the row lock
+    # (SKIP LOCKED) and the delete or update decide, however many nodes reap at once.
+    # ended holds the rows as they were (the lapsed holder, started_at, attempt).
     expires = _SECONDS.format("result_expiration_time")
     return f"""
 ended AS (
-    SELECT id, CASE WHEN acquired_by IS NULL THEN 'missed_start_deadline'
-                    ELSE 'abandoned' END AS outcome
+    SELECT {_JOB_LIST},
+           CASE WHEN acquired_by IS NULL THEN 'missed_start_deadline'
+                WHEN cancel_requested THEN 'cancelled'
+                ELSE 'abandoned' END AS outcome,
+           CASE WHEN acquired_by IS NOT NULL AND cancel_requested IS NOT TRUE AND {_RETRIES}
+                THEN $2::timestamptz + interval '1 second' * ({_RETRY_DELAY}) END AS retry_at
     FROM {s}.jobs
     WHERE (acquired_by IS NOT NULL AND acquired_until < $2)
        OR (acquired_by IS NULL AND start_deadline < $2)
     FOR UPDATE SKIP LOCKED
 ),
+retried AS (
+    UPDATE {s}.jobs AS j SET {_for_retry("e.retry_at")}
+    FROM ended AS e WHERE j.id = e.id AND e.retry_at IS NOT NULL
+    RETURNING j.id
+),
 removed AS (
-    DELETE FROM {s}.jobs AS j USING ended AS e WHERE j.id = e.id
-    RETURNING {", ".join(f"j.{c}" for c in JOB_COLUMNS)}, e.outcome
+    DELETE FROM {s}.jobs AS j USING ended AS e WHERE j.id = e.id AND e.retry_at IS NULL
+    RETURNING j.id
 ),
 stored AS (
     INSERT INTO {s}.job_results ({_ENDED_RESULT_COLUMNS})
     SELECT id, task_id, schedule_id, scheduled_fire_time, outcome, started_at, $2,
            $2 + {expires}, attempt
-    FROM removed WHERE result_expiration_time > interval '0'
+    FROM ended WHERE id IN (SELECT id FROM removed) AND result_expiration_time > interval '0'
     ON CONFLICT (job_id) DO UPDATE SET {_UPDATE_RESULT}
 )"""
 
@@ -284,12 +321,13 @@ acquired AS (
     FROM locked WHERE j.id = locked.id
     RETURNING {", ".join(f"j.{c}" for c in JOB_COLUMNS)}, j.seq
 )
-SELECT {_JOB_LIST}, seq, NULL::text AS outcome FROM acquired
+SELECT {_JOB_LIST}, seq, NULL::text AS outcome, NULL::timestamptz AS retry_at FROM acquired
 UNION ALL
-SELECT {_JOB_LIST}, seq, NULL FROM {s}.jobs
+SELECT {_JOB_LIST}, seq, NULL, NULL FROM {s}.jobs
 WHERE $5 AND acquired_by = $1 AND started_at = $2 AND acquired_until = $3
 UNION ALL
-SELECT {_JOB_LIST}, NULL, outcome FROM removed
+SELECT {_JOB_LIST}, NULL, outcome, retry_at FROM ended
+WHERE id IN (SELECT id FROM removed) OR id IN (SELECT id FROM retried)
 """
 
 
@@ -329,38 +367,126 @@ SELECT least(
 """
 
 
-def _release_job(s: str) -> str:
-    # $1 scheduler id, $2... the result's columns (job_id first) but expires_at. Fenced:
-    # only the holder deletes the job. The result is kept when the job has an expiration
-    # time, with expires_at = finished_at + that time (set here, not by the caller), and
-    # the job's started_at when the result has none.
+def _release_jobs(s: str) -> str:
+    # $1 scheduler ids, $2... the results' columns but expires_at: arrays with one element
+    # per job (released together: jobs that finished at about the same time share one
+    # statement and one commit). Fenced: only each job's holder deletes it; the rows are
+    # locked in id order (as extend_leases locks them), so two statements of one node
+    # never deadlock. The result is kept when the job has an expiration time, with
+    # expires_at = finished_at + that time (set here, not by the caller), and the job's
+    # started_at when the result has none.
     names = [name for name in JOB_RESULT_COLUMNS if name != "expires_at"]
     types = [
         kind
         for name, kind in zip(JOB_RESULT_COLUMNS, column_types(JOB_RESULT_FIELDS), strict=True)
         if name != "expires_at"
     ]
-    placeholders = dict(
-        zip(names, (f"${2 + i}::{kind}" for i, kind in enumerate(types)), strict=True)
-    )
-    job_id = placeholders["job_id"]
-    placeholders["started_at"] = f"coalesce({placeholders['started_at']}, d.started_at)"
-    placeholders["expires_at"] = (
-        f"{placeholders['finished_at']} + {_SECONDS.format('d.expiration')}"
-    )
-    values = [placeholders[name] for name in JOB_RESULT_COLUMNS]
+    released = _unnest(("scheduler_id", *names), ["text", *types], 1, "r")
+    values = {name: f"r.{name}" for name in names}
+    values["started_at"] = "coalesce(r.started_at, d.started_at)"
+    values["expires_at"] = f"r.finished_at + {_SECONDS.format('d.expiration')}"
     return f"""
-WITH deleted AS (
-    DELETE FROM {s}.jobs WHERE id = {job_id} AND acquired_by = $1
-    RETURNING id, task_id, schedule_id, scheduled_fire_time, started_at,
-              result_expiration_time AS expiration
+WITH released AS (SELECT * FROM {released}),
+locked AS (
+    SELECT j.id FROM {s}.jobs AS j
+    JOIN released AS r ON j.id = r.job_id AND j.acquired_by = r.scheduler_id
+    ORDER BY j.id FOR UPDATE OF j
+),
+deleted AS (
+    DELETE FROM {s}.jobs AS j USING locked WHERE j.id = locked.id
+    RETURNING j.id, j.task_id, j.schedule_id, j.scheduled_fire_time, j.started_at,
+              j.result_expiration_time AS expiration
 ),
 stored AS (
     INSERT INTO {s}.job_results ({_RESULT_LIST})
-    SELECT {", ".join(values)} FROM deleted AS d WHERE d.expiration > interval '0'
+    SELECT {", ".join(values[name] for name in JOB_RESULT_COLUMNS)}
+    FROM deleted AS d JOIN released AS r ON r.job_id = d.id
+    WHERE d.expiration > interval '0'
     ON CONFLICT (job_id) DO UPDATE SET {_UPDATE_RESULT}
 )
 SELECT id, task_id, schedule_id, scheduled_fire_time, started_at, expiration FROM deleted
+"""
+
+
+def _release_job_retry(s: str) -> str:
+    # $1 scheduler id, $2... the result's columns but expires_at (single values, job_id
+    # first), then the retry time: release_job(..., retry_at=...), outside the batches
+    # of release_jobs. Fenced like them. The held job's row is locked first and decides:
+    # it becomes pending again as its next attempt (Job.for_retry) and no result is
+    # stored, or, when its cancellation was requested, it ends with the result exactly
+    # as release_jobs ends it. A cancel_job waiting on the lock then finds the job
+    # pending again (and cancels it) or finds it gone. Returns the job's row as it was
+    # (held) and whether it was retried.
+    names = [name for name in JOB_RESULT_COLUMNS if name != "expires_at"]
+    types = [
+        kind
+        for name, kind in zip(JOB_RESULT_COLUMNS, column_types(JOB_RESULT_FIELDS), strict=True)
+        if name != "expires_at"
+    ]
+    values = dict(zip(names, (f"${2 + i}::{kind}" for i, kind in enumerate(types)), strict=True))
+    job_id = values["job_id"]
+    retry_at = f"${2 + len(names)}::timestamptz"
+    values["started_at"] = f"coalesce({values['started_at']}, h.started_at)"
+    values["expires_at"] = f"{values['finished_at']} + {_SECONDS.format('h.expiration')}"
+    return f"""
+WITH held AS (
+    SELECT id, task_id, schedule_id, scheduled_fire_time, started_at,
+           result_expiration_time AS expiration, cancel_requested IS TRUE AS ends
+    FROM {s}.jobs WHERE id = {job_id} AND acquired_by = $1::text FOR UPDATE
+),
+retried AS (
+    UPDATE {s}.jobs AS j SET {_for_retry(retry_at)}
+    FROM held AS h WHERE j.id = h.id AND NOT h.ends
+    RETURNING j.id
+),
+deleted AS (
+    DELETE FROM {s}.jobs AS j USING held AS h WHERE j.id = h.id AND h.ends
+    RETURNING j.id
+),
+stored AS (
+    INSERT INTO {s}.job_results ({_RESULT_LIST})
+    SELECT {", ".join(values[name] for name in JOB_RESULT_COLUMNS)} FROM held AS h
+    WHERE h.id IN (SELECT id FROM deleted) AND h.expiration > interval '0'
+    ON CONFLICT (job_id) DO UPDATE SET {_UPDATE_RESULT}
+)
+SELECT id, task_id, schedule_id, scheduled_fire_time, started_at, expiration,
+       NOT ends AS retried
+FROM held WHERE id IN (SELECT id FROM retried) OR id IN (SELECT id FROM deleted)
+"""
+
+
+def _cancel_job(s: str) -> str:
+    # $1 job id, $2 now. The job's row is locked first (FOR UPDATE, waiting for an
+    # acquire_jobs or release_job that holds it; a row they deleted meanwhile is not
+    # found), so the decision is made on its newest version: a pending job, or one whose
+    # lease lapsed, ends as cancelled (result stored as acquire_jobs stores those of the
+    # jobs it ends); a running one gets cancel_requested. acquire_jobs locks with SKIP
+    # LOCKED, so it passes over a job that is being cancelled. Returns the job's row as
+    # it was, and whether it ended.
+    expires = _SECONDS.format("result_expiration_time")
+    return f"""
+WITH target AS (
+    SELECT {_JOB_LIST}, (acquired_by IS NULL OR acquired_until < $2::timestamptz) AS ended
+    FROM {s}.jobs WHERE id = $1::uuid FOR UPDATE
+),
+removed AS (
+    DELETE FROM {s}.jobs AS j USING target AS t WHERE j.id = t.id AND t.ended
+    RETURNING j.id
+),
+stored AS (
+    INSERT INTO {s}.job_results ({_ENDED_RESULT_COLUMNS})
+    SELECT id, task_id, schedule_id, scheduled_fire_time, 'cancelled', started_at, $2,
+           $2 + {expires}, attempt
+    FROM target WHERE id IN (SELECT id FROM removed) AND result_expiration_time > interval '0'
+    ON CONFLICT (job_id) DO UPDATE SET {_UPDATE_RESULT}
+),
+requested AS (
+    UPDATE {s}.jobs AS j SET cancel_requested = true
+    FROM target AS t WHERE j.id = t.id AND NOT t.ended
+    RETURNING j.id
+)
+SELECT {_JOB_LIST}, ended FROM target
+WHERE id IN (SELECT id FROM removed) OR id IN (SELECT id FROM requested)
 """
 
 
@@ -403,9 +529,11 @@ class Queries:
         self.release_schedules = _release_schedules(s)
         self.acquire_jobs = _acquire_jobs(s)
         self.next_job_time = _next_job_time(s)
-        self.release_job = _release_job(s)
+        self.release_jobs = _release_jobs(s)
         self.prune_fires = _prune_fires(s)
         self.end_jobs = _end_jobs(s)
+        self.release_job_retry = _release_job_retry(s)
+        self.cancel_job = _cancel_job(s)
         # BEGIN and the acquire_jobs advisory lock, sent together in one round trip
         # (simple protocol, so the key is a literal: 64 bits derived from the schema)
         key = hashlib.blake2b(f"horae:{s}:acquire_jobs".encode(), digest_size=8).digest()
@@ -481,19 +609,37 @@ SELECT least(
         self.select_jobs_by_id = (
             f"SELECT {_JOB_LIST} FROM {s}.jobs WHERE id = ANY($1::uuid[]) ORDER BY start_time, seq"
         )
+        # served by jobs_schedule (all jobs of a schedule, pending or running)
+        self.select_schedule_jobs = (
+            f"SELECT {_JOB_LIST} FROM {s}.jobs WHERE schedule_id = ANY($1::text[]) "
+            f"ORDER BY start_time, seq"
+        )
+        # the next attempt that a lost attempt of a release_job with retry_at made: $1
+        # job id, $2 the released attempt, $3 the retry time
+        self.select_own_retry = (
+            f"SELECT id, task_id, schedule_id, scheduled_fire_time, "
+            f"NULL::timestamptz AS started_at, result_expiration_time AS expiration, "
+            f"true AS retried FROM {s}.jobs "
+            f"WHERE id = $1::uuid AND attempt = $2::integer + 1 AND start_time = $3::timestamptz"
+        )
+        # rows are locked in id order, as release_jobs locks them: no deadlock
         self.extend_leases = (
-            f"UPDATE {s}.jobs SET acquired_until = $3 "
-            f"WHERE id = ANY($2::uuid[]) AND acquired_by = $1 RETURNING id"
+            f"UPDATE {s}.jobs SET acquired_until = $3 WHERE id IN (SELECT id FROM {s}.jobs "
+            f"WHERE id = ANY($2::uuid[]) AND acquired_by = $1 ORDER BY id FOR UPDATE) "
+            f"AND acquired_by = $1 RETURNING id"
         )
         self.select_result = (
             f"SELECT {_RESULT_LIST}, EXISTS (SELECT 1 FROM {s}.jobs WHERE id = $1) "
             f"AS job_exists FROM (SELECT 1) AS one "
             f"LEFT JOIN {s}.job_results ON job_id = $1"
         )
-        self.select_own_result = (
+        # the results that lost attempts of a release_jobs stored: $1 job ids, $2
+        # outcomes, $3 finish times
+        self.select_own_results = (
             f"SELECT job_id AS id, task_id, schedule_id, scheduled_fire_time, started_at, "
             f"expires_at - finished_at AS expiration FROM {s}.job_results "
-            f"WHERE job_id = $1 AND outcome = $2 AND finished_at = $3"
+            f"JOIN unnest($1::uuid[], $2::text[], $3::timestamptz[]) AS w(id, outcome, at) "
+            f"ON job_id = w.id AND job_results.outcome = w.outcome AND finished_at = w.at"
         )
         self.delete_expired_results = f"DELETE FROM {s}.job_results WHERE expires_at <= $1"
 

@@ -18,7 +18,8 @@ Tables:
 * ``jobs``: primary key ``id``; ``seq`` (an identity column, not a Job field) keeps the
   insertion order among jobs with equal start times. Pending jobs are indexed by
   ``(start_time, seq)`` and ``start_deadline``; running ones by ``acquired_until``,
-  ``task_id`` and ``schedule_id`` (the running-limit counts).
+  ``task_id`` and ``schedule_id`` (the running-limit counts); all the jobs of schedules
+  by ``jobs_schedule (schedule_id)`` (``get_schedule_jobs``).
 * ``job_results``: primary key ``job_id``, indexed by ``expires_at``.
 * ``fires (schedule_id, fire_time) PRIMARY KEY, job_id``: the exactly-once guard. Every
   job a schedule fire makes inserts its row (``ON CONFLICT DO NOTHING``: a conflict
@@ -155,6 +156,7 @@ def schema_ddl(s: str) -> list[str]:
         f"WHERE acquired_by IS NOT NULL",
         f"CREATE INDEX IF NOT EXISTS jobs_running_schedule ON {s}.jobs (schedule_id) "
         f"WHERE acquired_by IS NOT NULL",
+        f"CREATE INDEX IF NOT EXISTS jobs_schedule ON {s}.jobs (schedule_id)",
         f"CREATE TABLE IF NOT EXISTS {s}.job_results "
         f"({_columns_ddl(JOB_RESULT_FIELDS, 'job_id')})",
         f"CREATE INDEX IF NOT EXISTS job_results_expiry ON {s}.job_results (expires_at)",
@@ -229,9 +231,14 @@ def ended_result(
 
 
 def released_event(
-    row: Mapping[str, Any], result: JobResult, scheduler_id: str | None
+    row: Mapping[str, Any],
+    result: JobResult,
+    scheduler_id: str | None,
+    *,
+    retry_at: datetime | None = None,
 ) -> JobReleased:
-    """The ``JobReleased`` event of the job in *row*, which ended with *result*."""
+    """The ``JobReleased`` event of the job in *row*, whose attempt ended with *result*
+    (and that is pending again from *retry_at* when that is set)."""
     return JobReleased(
         timestamp=result.finished_at,
         job_id=UUID(str(row["id"])),
@@ -244,6 +251,8 @@ def released_event(
         finished_at=result.finished_at,
         exception_type=result.exception_type,
         exception_message=result.exception_message,
+        attempt=result.attempt,
+        retry_at=retry_at,
     )
 
 
@@ -273,9 +282,10 @@ def settle_acquired(
 ) -> Settled:
     """Decode the jobs that ``acquire_jobs`` leased and describe the ones it ended.
 
-    Rows with an ``outcome`` were ended by the statement (abandoned, missed start
-    deadline); the others were leased. A leased one that cannot be decoded is reported
-    in ``failed_ids``: the caller ends it as ``deserialization_failed``.
+    Rows with an ``outcome`` were ended by the statement (abandoned, cancelled, missed
+    start deadline), or retried when they have a ``retry_at``; the others were leased. A
+    leased one that cannot be decoded is reported in ``failed_ids``: the caller ends it
+    as ``deserialization_failed``.
     """
     acquired: list[tuple[int, Job]] = []
     events: list[Event] = []
@@ -285,8 +295,9 @@ def settle_acquired(
         outcome = row["outcome"]
         if outcome is not None:
             result = ended_result(row, JobOutcome(outcome), now)
-            holder = row["acquired_by"] if outcome == JobOutcome.abandoned else None
-            events.append(released_event(row, result, holder))
+            holder = row["acquired_by"] if outcome != JobOutcome.missed_start_deadline else None
+            # with a retry_at the job is pending again (no result was stored)
+            events.append(released_event(row, result, holder, retry_at=row["retry_at"]))
             continue
         try:
             acquired.append((row["seq"], job_from_dict(to_record(row), serializer)))

@@ -30,12 +30,14 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from horae._clock import Clock, SystemClock
 from horae._exceptions import ConfigurationError, DataStoreError, SchemaVersionError
+from horae._store_urls import hide_password, mask_url
 from horae.datastores import _redis_job_scripts as job_scripts
 from horae.datastores import _redis_scripts as scripts
 from horae.datastores._base import StoreCapabilities
 from horae.datastores._redis_codec import Arg
 from horae.datastores._retry import Retrier
 from horae.eventbrokers._base import EventBroker
+from horae.eventbrokers._batching import CommittedEvents
 from horae.events import Event
 from horae.serializers import JSONSerializer, PickleSerializer, Serializer
 
@@ -64,6 +66,7 @@ _SCRIPTS = {
     "acquire_jobs": job_scripts.ACQUIRE_JOBS,
     "extend_job_leases": job_scripts.EXTEND_JOB_LEASES,
     "release_job": job_scripts.RELEASE_JOB,
+    "cancel_job": job_scripts.CANCEL_JOB,
     "cleanup": job_scripts.CLEANUP,
 }
 
@@ -84,15 +87,6 @@ def is_transient(exc: BaseException) -> bool:
             OSError,
         ),
     )
-
-
-def redact(url: str) -> str:
-    """*url* without its password, for messages."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.netloc.rsplit("@", 1)[1]
-    return parts._replace(netloc=f"{parts.username or ''}:***@{host}").geturl()
 
 
 def describe_server(client: Redis) -> str:
@@ -122,7 +116,7 @@ class RedisConnection:
         if isinstance(url_or_client, str):
             if urlsplit(url_or_client).scheme not in ("redis", "rediss", "unix"):
                 raise ConfigurationError(
-                    f"invalid Redis URL {redact(url_or_client)!r}: it must start with "
+                    f"invalid Redis URL {mask_url(url_or_client)!r}: it must start with "
                     f"redis://, rediss:// or unix://"
                 )
             self._url = url_or_client
@@ -147,13 +141,14 @@ class RedisConnection:
             keeps_exception_objects=isinstance(self._serializer, PickleSerializer),
         )
         self._broker: EventBroker | None = None
+        self._events = CommittedEvents()
         self._logger: Logger = logging.getLogger("horae.datastores.redis")
         self._clock: Clock = SystemClock()
         self._retrier = Retrier(is_transient=is_transient, store_name="Redis")
         self._scripts: dict[str, AsyncScript] = {}
 
     def __repr__(self) -> str:
-        target = redact(self._url) if self._url is not None else self._client
+        target = mask_url(self._url) if self._url is not None else self._client
         return f"{type(self).__name__}({target!r}, prefix={self._prefix!r})"
 
     # ---- life cycle -------------------------------------------------------------------
@@ -193,7 +188,9 @@ class RedisConnection:
                 socket_timeout=SOCKET_TIMEOUT,
             )
         except ValueError as exc:
-            raise ConfigurationError(f"invalid Redis URL {redact(url)!r}: {exc}") from exc
+            raise ConfigurationError(
+                f"invalid Redis URL {mask_url(url)!r}: {hide_password(str(exc), url)}"
+            ) from exc
         return Redis.from_pool(pool)
 
     _where = staticmethod(describe_server)
@@ -299,16 +296,5 @@ class RedisConnection:
         return await self._read_hashes(description, kind, sorted(m.decode() for m in members))
 
     async def _publish(self, events: Iterable[Event]) -> None:
-        broker = self._broker
-        if broker is None:
-            return
-        for event in events:
-            await self._publish_one(broker, event)
-
-    async def _publish_one(self, broker: EventBroker, event: Event) -> None:
-        # The change is already made; a broker failure must not make the caller believe
-        # it was not (it would retry). Nodes that miss the event find it by polling.
-        try:
-            await broker.publish(event)
-        except Exception:
-            self._logger.exception("could not publish %s", type(event).__name__)
+        # the events of operations that finish together go out together, never raising
+        await self._events.publish(self._broker, events, self._logger)

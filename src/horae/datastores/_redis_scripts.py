@@ -25,6 +25,7 @@ contain any character; ``{P}`` as a prefix keeps every key in one Redis Cluster 
     P:jobs                         set     ids of pending and running jobs
     P:job:<id>                     hash    job record (+ group, seq, member, rexp_us)
     P:jobs:group:<group>           zset    member -> start_time   pending jobs of one group
+    P:jobs:schedule:<id>           set     ids of the pending and running jobs of a schedule
     P:jobs:ready                   zset    member -> start_time   head of each unparked group
     P:jobs:ready_member            hash    group -> its member in P:jobs:ready
     P:jobs:parked_on               hash    group -> "task" | "schedule"
@@ -84,6 +85,7 @@ local function job_key(id) return P .. ':job:' .. id end
 local function group_key(g) return P .. ':jobs:group:' .. g end
 local function parked_key(kind, id) return P .. ':jobs:parked:' .. kind .. ':' .. id end
 local function running_key(kind, id) return P .. ':running:' .. kind .. ':' .. id end
+local function schedule_jobs_key(id) return P .. ':jobs:schedule:' .. id end
 local function result_key(id) return P .. ':result:' .. id end
 
 local function push(t, v) t[#t + 1] = v end
@@ -201,6 +203,8 @@ local function insert_job(i)
   hset_pairs(jk, ARGV, i + 6, nfields)
   redis.call('HSET', jk, 'group', g, 'seq', seq, 'member', member)
   redis.call('SADD', K.jobs, id)
+  local schedule_id = redis.call('HGET', jk, 'schedule_id')
+  if schedule_id then redis.call('SADD', schedule_jobs_key(schedule_id), id) end
   redis.call('ZADD', group_key(g), start, member)
   if deadline ~= '' then redis.call('ZADD', K.deadlines, deadline, id) end
   refresh_group(g)
@@ -212,6 +216,7 @@ local function remove_job(id)
   local jk = job_key(id)
   local f = redis.call('HMGET', jk, 'task_id', 'schedule_id', 'group', 'member', 'acquired_by')
   redis.call('SREM', K.jobs, id)
+  if f[2] then redis.call('SREM', schedule_jobs_key(f[2]), id) end
   redis.call('ZREM', K.deadlines, id)
   redis.call('ZREM', K.leases, id)
   if f[3] then
@@ -229,8 +234,8 @@ local function remove_job(id)
   end
 end
 
--- Store a result the store itself decided (abandoned, missed start deadline) from the
--- job's own fields, if the job keeps results; expires_at = now + result lifetime.
+-- Store a result the store itself decided (abandoned, missed start deadline, cancelled)
+-- from the job's own fields, if the job keeps results; expires_at = now + lifetime.
 local function keep_own_result(id, outcome, now)
   local f = redis.call('HMGET', job_key(id), 'task_id', 'schedule_id',
                        'scheduled_fire_time', 'started_at', 'attempt', 'rexp_us')
@@ -247,6 +252,60 @@ local function keep_own_result(id, outcome, now)
     redis.call('ZADD', K.expiry, expires, id)
   end
   return f
+end
+
+-- The wait in microseconds before the attempt after *attempt* of a job whose lease
+-- lapsed, from its stored retry policy (the json of RetryPolicy), or nil when the policy
+-- gives it no further attempt (or there is none, or it cannot be read). Mirrors
+-- RetryPolicy.retries(attempt, None) and RetryPolicy.delay(attempt); *fraction* in
+-- [0, 1) draws the jitter.
+local function retry_delay_us(policy_json, attempt, fraction)
+  if not policy_json then return nil end
+  local ok, policy = pcall(cjson.decode, policy_json)
+  if not ok or type(policy) ~= 'table' or type(policy.max_attempts) ~= 'number'
+      or type(policy.backoff) ~= 'number' or type(policy.max_backoff) ~= 'number' then
+    return nil
+  end
+  if attempt >= policy.max_attempts then return nil end
+  local backoff = math.floor(policy.backoff * 1000000 + 0.5)
+  local cap = math.floor(policy.max_backoff * 1000000 + 0.5)
+  local delay = math.min(backoff * 2 ^ math.min(attempt - 1, 62), cap)
+  if policy.jitter == true and delay > 0 then
+    delay = delay / 2 + fraction * (delay / 2)  -- uniform over [delay / 2, delay]
+  end
+  return math.floor(delay + 0.5)
+end
+
+-- Make a running job pending again as its next attempt, as Job.for_retry does: attempt
+-- + 1, start_time = start_s, start_deadline moved by as much as start_time, no lease, no
+-- cancellation request; a new insertion seq (it queues behind jobs already waiting at
+-- the same time). Frees the capacity it held, like remove_job.
+local function retry_job(id, start_s)
+  local jk = job_key(id)
+  local f = redis.call('HMGET', jk, 'task_id', 'schedule_id', 'group', 'start_time',
+                       'start_deadline', 'attempt', 'acquired_by')
+  redis.call('ZREM', K.leases, id)
+  redis.call('ZREM', K.deadlines, id)
+  if f[7] then
+    redis.call('ZREM', running_key('task', f[1]), id)
+    if f[2] then redis.call('ZREM', running_key('schedule', f[2]), id) end
+  end
+  redis.call('HDEL', jk, 'acquired_by', 'acquired_until', 'started_at', 'member')
+  local seq = redis.call('INCR', K.seq)
+  local member = string.format('%016d', seq) .. ':' .. id
+  redis.call('HSET', jk, 'attempt', string.format('%d', (tonumber(f[6] or '1') or 1) + 1),
+             'start_time', start_s, 'cancel_requested', '0', 'seq', seq, 'member', member)
+  if f[5] then
+    local deadline = string.format('%.0f', tonumber(f[5]) + (tonumber(start_s) - tonumber(f[4])))
+    redis.call('HSET', jk, 'start_deadline', deadline)
+    redis.call('ZADD', K.deadlines, deadline, id)
+  end
+  redis.call('ZADD', group_key(f[3]), start_s, member)
+  refresh_group(f[3])
+  if f[7] then
+    unpark('task', f[1])
+    if f[2] then unpark('schedule', f[2]) end
+  end
 end
 """
 

@@ -457,6 +457,8 @@ class Settled(NamedTuple):
     result_rows: Sequence[Row]
     #: leased jobs that cannot be loaded: deleted (their results are in result_rows)
     failed_ids: Sequence[str]
+    #: abandoned jobs that get another attempt: their rows as pending jobs again
+    retry_rows: Sequence[Row] = ()
 
 
 def acquire_jobs(
@@ -470,18 +472,21 @@ def acquire_jobs(
     """End dead and late jobs, then lease up to *limit* due jobs within the limits.
 
     ``settle(abandoned_rows, missed_rows, leased_rows)`` is called inside the
-    transaction, before it commits: it builds the result rows to store and names the
-    leased jobs to end instead (ones that cannot be loaded). The leased rows carry their
-    new lease. If the transaction is retried, ``settle`` is called again.
+    transaction, before it commits: it builds the result rows to store, names the
+    leased jobs to end instead (ones that cannot be loaded) and gives the rows of the
+    abandoned jobs that are retried. The abandoned rows are whole rows (a retry copies
+    them); the leased rows carry their new lease. If the transaction is retried,
+    ``settle`` is called again.
     """
     with write_transaction(conn):
         # A lapsed lease (live through acquired_until itself) means a dead worker. Its
         # job is deleted here, in the same transaction that frees its capacity, so it
-        # ends as abandoned exactly once however many nodes get here.
+        # ends as abandoned exactly once however many nodes get here. A retried one is
+        # inserted again as its next attempt below, after this call's acquisitions, as
+        # a job re-queued at its retry time.
         abandoned = list(
             conn.execute(
-                f"SELECT {_ENDED_COLUMNS} FROM horae_jobs WHERE acquired_until < ? "  # noqa: S608
-                f"ORDER BY acquired_until, rowid",
+                "SELECT * FROM horae_jobs WHERE acquired_until < ? ORDER BY acquired_until, rowid",
                 (now,),
             )
         )
@@ -511,6 +516,7 @@ def acquire_jobs(
             now,
         )
         _execute_in(conn, "DELETE FROM horae_jobs WHERE id IN ({ids})", list(failed))
+        conn.executemany(_INSERT_JOB, settled.retry_rows)
         conn.executemany(_INSERT_RESULT, settled.result_rows)
 
 
@@ -538,25 +544,70 @@ def release_job(
     conn: sqlite3.Connection,
     scheduler_id: str,
     job_id: str,
-    keep_result: Callable[[Row], Row | None],
+    settle: Callable[[Row], tuple[Row | None, Row | None]],
 ) -> Row | None:
-    """Delete the job, if *scheduler_id* holds it, and store its result.
+    """Delete the job, if *scheduler_id* holds it, and store its result or retry it.
 
-    *keep_result(job_row)* returns the result row to store (None: keep none). Returns
-    the job's row, or None (changing nothing) when the lease was taken from the caller.
+    *settle(job_row)* (the whole row) returns ``(result row to store, None)`` for a job
+    that ends (no result row: keep none), or ``(None, row of the next attempt)`` for a
+    retried one, which replaces the job as a pending job (re-queued, like a new one).
+    Returns the job's row, or None (changing nothing) when the lease was taken from the
+    caller.
     """
     with write_transaction(conn):
         row: Row | None = conn.execute(
-            f"SELECT {_ENDED_COLUMNS} FROM horae_jobs WHERE id = ? AND acquired_by = ?",  # noqa: S608
+            "SELECT * FROM horae_jobs WHERE id = ? AND acquired_by = ?",
             (job_id, scheduler_id),
         ).fetchone()
         if row is None:
             return None
         conn.execute("DELETE FROM horae_jobs WHERE id = ?", (job_id,))
-        result_row = keep_result(row)
+        result_row, retry_row = settle(row)
+        if retry_row is not None:
+            conn.execute(_INSERT_JOB, retry_row)
         if result_row is not None:
             conn.execute(_INSERT_RESULT, result_row)
     return row
+
+
+def cancel_job(
+    conn: sqlite3.Connection, job_id: str, now: int, end: Callable[[Row], Row | None]
+) -> tuple[Row | None, bool]:
+    """Cancel a job: ``(its row as it was, whether it ended)``; ``(None, False)`` if
+    there is no such job.
+
+    A pending job, or a running one whose lease lapsed, is deleted and *end(job_row)*
+    gives its result row to store (None: keep none). A running one with a live lease is
+    marked ``cancel_requested`` and stays, for its holder to end. Under the write lock,
+    so it cannot interleave with an ``acquire_jobs`` or ``release_job`` of any process.
+    """
+    with write_transaction(conn):
+        row: Row | None = conn.execute(
+            "SELECT * FROM horae_jobs WHERE id = ?", (job_id,)
+        ).fetchone()
+        if row is None:
+            return None, False
+        if row["acquired_until"] is not None and row["acquired_until"] >= now:
+            conn.execute("UPDATE horae_jobs SET cancel_requested = 1 WHERE id = ?", (job_id,))
+            return row, False
+        conn.execute("DELETE FROM horae_jobs WHERE id = ?", (job_id,))
+        result_row = end(row)
+        if result_row is not None:
+            conn.execute(_INSERT_RESULT, result_row)
+    return row, True
+
+
+def select_schedule_jobs(conn: sqlite3.Connection, schedule_ids: Sequence[str]) -> list[Row]:
+    """The jobs of these schedules, in start time then insertion order, found through
+    the schedule index (one snapshot, however many chunks the ids take)."""
+    with read_transaction(conn):
+        rows = _select_in(
+            conn,
+            "SELECT *, rowid FROM horae_jobs INDEXED BY horae_jobs_schedule "
+            "WHERE schedule_id IN ({ids})",
+            schedule_ids,
+        )
+    return sorted(rows, key=lambda row: (row["start_time"], row["rowid"]))
 
 
 def next_job_time(conn: sqlite3.Connection) -> int | None:

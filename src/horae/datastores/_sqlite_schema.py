@@ -25,8 +25,9 @@ Tables (all prefixed ``horae_`` so that the file can be shared with other data):
   place) and goes with the schedule when the schedule is removed.
 * ``horae_jobs``: ``id`` primary key; pending jobs indexed by ``start_time``,
   running jobs by ``acquired_until``, plus ``(task_id, acquired_until)``,
-  ``(schedule_id, acquired_until)`` for the running-limit counts and ``start_deadline``
-  for pending jobs that may miss it.
+  ``(schedule_id, acquired_until)`` for the running-limit counts (and the jobs of a
+  schedule, ``get_schedule_jobs``) and ``start_deadline`` for pending jobs that may
+  miss it. ``cancel_requested`` (0/1) marks a running job whose holder is to cancel it.
 * ``horae_job_results``: ``job_id`` primary key, indexed by ``expires_at``.
 """
 

@@ -13,6 +13,7 @@ import attrs
 
 from horae._clock import Clock, SystemClock
 from horae._enums import ConflictPolicy, JobOutcome
+from horae._evolve import replace
 from horae._exceptions import (
     ConflictingIdError,
     JobLookupError,
@@ -22,13 +23,16 @@ from horae._exceptions import (
 from horae._structures import Job, JobResult, Schedule, Task
 from horae._wallclock import to_utc
 from horae.datastores._base import DataStore, ScheduleUpdate, StoreCapabilities
+from horae.datastores._events import ended_result, job_acquired_events, job_released
 from horae.datastores._memory_jobs import JobQueue
 from horae.datastores._memory_schedules import ScheduleIndex
 from horae.eventbrokers._base import EventBroker
+from horae.eventbrokers.local import LocalEventBroker, local_only
 from horae.events import (
     Event,
     JobAcquired,
     JobAdded,
+    JobCancellationRequested,
     JobReleased,
     ScheduleAdded,
     SchedulePaused,
@@ -70,6 +74,8 @@ class MemoryDataStore(DataStore):
         self._results: dict[UUID, JobResult] = {}
         self._result_expiry: list[tuple[datetime, UUID]] = []
         self._broker: EventBroker | None = None
+        #: the broker when it only reaches this process's subscribers (see _wanted)
+        self._local_broker: LocalEventBroker | None = None
         self._logger: Logger = logging.getLogger(__name__)
         self._clock: Clock = SystemClock()
 
@@ -88,12 +94,20 @@ class MemoryDataStore(DataStore):
     ) -> None:
         """Remember the broker, the logger and the clock that stamps events."""
         self._broker = event_broker
+        self._local_broker = local_only(event_broker)
         self._logger = logger
         self._clock = clock if clock is not None else SystemClock()
 
     async def stop(self) -> None:
         """Stop publishing; the data stays for a later :meth:`start`."""
         self._broker = None
+        self._local_broker = None
+
+    def _wanted(self, event_type: type[Event]) -> bool:
+        # Events that no subscriber would get are not built when the broker reaches
+        # this process only (a remote broker must get them all for other nodes).
+        local = self._local_broker
+        return local is None or local.has_subscribers(event_type)
 
     def _started(self) -> EventBroker:
         if self._broker is None:
@@ -104,6 +118,13 @@ class MemoryDataStore(DataStore):
         return self._broker
 
     async def _publish(self, broker: EventBroker, events: Iterable[Event]) -> None:
+        local = self._local_broker
+        if local is not None and local is broker:
+            # LocalEventBroker.publish is exactly deliver(); calling it directly saves a
+            # coroutine per event (delivery logs callback errors itself).
+            for event in events:
+                local.deliver(event)
+            return
         for event in events:
             await self._publish_one(broker, event)
 
@@ -159,7 +180,8 @@ class MemoryDataStore(DataStore):
         if exists and conflict_policy is ConflictPolicy.do_nothing:
             return False
         # A stored schedule starts unheld; replacing a held one fences its holder.
-        schedule = attrs.evolve(schedule, acquired_by=None, acquired_until=None)
+        if schedule.acquired_by is not None or schedule.acquired_until is not None:
+            schedule = replace(schedule, acquired_by=None, acquired_until=None)
         self._schedules.put(schedule)
         event_class = ScheduleUpdated if exists else ScheduleAdded
         event = event_class(
@@ -307,61 +329,33 @@ class MemoryDataStore(DataStore):
     ) -> list[Job]:
         broker = self._started()
         acquired, abandoned, missed = self._jobs.acquire(scheduler_id, now, lease_duration, limit)
-        events: list[Event] = [
-            self._end_job(job, JobOutcome.abandoned, now, job.acquired_by) for job in abandoned
-        ]
+        events: list[Event] = [self._end_abandoned(job, now) for job in abandoned]
         events += [
             self._end_job(job, JobOutcome.missed_start_deadline, now, None) for job in missed
         ]
-        events += [
-            JobAcquired(
-                timestamp=now,
-                job_id=job.id,
-                scheduler_id=scheduler_id,
-                task_id=job.task_id,
-                schedule_id=job.schedule_id,
-                scheduled_fire_time=job.scheduled_fire_time,
-            )
-            for job in acquired
-        ]
+        if self._wanted(JobAcquired):
+            events += job_acquired_events(acquired, scheduler_id, now)
         await self._publish(broker, events)
         return acquired
+
+    def _end_abandoned(self, job: Job, now: datetime) -> JobReleased:
+        """End (or, by its retry policy, retry) a job whose lease lapsed."""
+        if job.cancel_requested:
+            return self._end_job(job, JobOutcome.cancelled, now, job.acquired_by)
+        if job.retry is None or not job.retry.retries(job.attempt, None):
+            return self._end_job(job, JobOutcome.abandoned, now, job.acquired_by)
+        retry_at = now + job.retry.delay(job.attempt)
+        self._jobs.add(job.for_retry(retry_at))
+        result = ended_result(job, JobOutcome.abandoned, now)
+        return job_released(job, result, job.acquired_by, now, retry_at)
 
     def _end_job(
         self, job: Job, outcome: JobOutcome, now: datetime, scheduler_id: str | None
     ) -> JobReleased:
         """Store the result of a job the store ended itself; return its event."""
-        result = JobResult(
-            job_id=job.id,
-            task_id=job.task_id,
-            schedule_id=job.schedule_id,
-            scheduled_fire_time=job.scheduled_fire_time,
-            outcome=outcome,
-            started_at=job.started_at,
-            finished_at=now,
-            expires_at=now + job.result_expiration_time,
-            attempt=job.attempt,
-        )
+        result = ended_result(job, outcome, now)
         self._keep_result(job, result)
-        return self._job_released(job, result, scheduler_id, now)
-
-    @staticmethod
-    def _job_released(
-        job: Job, result: JobResult, scheduler_id: str | None, now: datetime
-    ) -> JobReleased:
-        return JobReleased(
-            timestamp=now,
-            job_id=job.id,
-            scheduler_id=scheduler_id,
-            task_id=job.task_id,
-            schedule_id=job.schedule_id,
-            outcome=result.outcome,
-            scheduled_fire_time=job.scheduled_fire_time,
-            started_at=result.started_at,
-            finished_at=result.finished_at,
-            exception_type=result.exception_type,
-            exception_message=result.exception_message,
-        )
+        return job_released(job, result, scheduler_id, now)
 
     async def extend_job_leases(
         self,
@@ -373,7 +367,9 @@ class MemoryDataStore(DataStore):
         self._started()
         return self._jobs.extend(scheduler_id, job_ids, now, lease_duration)
 
-    async def release_job(self, scheduler_id: str, result: JobResult) -> bool:
+    async def release_job(
+        self, scheduler_id: str, result: JobResult, *, retry_at: datetime | None = None
+    ) -> bool:
         broker = self._started()
         job = self._jobs.release(scheduler_id, result.job_id)
         if job is None:
@@ -381,10 +377,38 @@ class MemoryDataStore(DataStore):
         if result.started_at is None:
             # the store knows when it handed the job out; keep that in the result
             result = attrs.evolve(result, started_at=job.started_at)
-        self._keep_result(job, result)
-        event = self._job_released(job, result, scheduler_id, self._clock.now())
+        if retry_at is not None and not job.cancel_requested:
+            self._jobs.add(job.for_retry(retry_at))
+        else:
+            retry_at = None
+            self._keep_result(job, result)
+        event = job_released(job, result, scheduler_id, self._clock.now(), retry_at)
         await self._publish(broker, [event])
         return True
+
+    async def cancel_job(self, job_id: UUID, now: datetime) -> Job | None:
+        broker = self._started()
+        job, removed = self._jobs.cancel(job_id, now)
+        if job is None:
+            return None
+        event: Event
+        if removed:
+            event = self._end_job(job, JobOutcome.cancelled, now, job.acquired_by)
+        else:
+            assert job.acquired_by is not None
+            event = JobCancellationRequested(
+                timestamp=now,
+                job_id=job.id,
+                scheduler_id=job.acquired_by,
+                task_id=job.task_id,
+                schedule_id=job.schedule_id,
+            )
+        await self._publish(broker, [event])
+        return job
+
+    async def get_schedule_jobs(self, schedule_ids: Iterable[str]) -> list[Job]:
+        self._started()
+        return self._jobs.of_schedules(schedule_ids)
 
     def _keep_result(self, job: Job, result: JobResult) -> None:
         # Kept only with a positive expiration time; the store, not the caller, sets

@@ -39,7 +39,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import DuplicateKeyError
 
 from horae._clock import Clock
-from horae._enums import ConflictPolicy
+from horae._enums import ConflictPolicy, JobOutcome
 from horae._exceptions import (
     ConflictingIdError,
     DeserializationError,
@@ -64,6 +64,7 @@ from horae.datastores._mongodb_docs import (
 )
 from horae.datastores._mongodb_jobs import (
     Claimed,
+    cancel_one,
     claim_jobs,
     ended_event,
     next_job_time_us,
@@ -77,6 +78,7 @@ from horae.events import (
     Event,
     JobAcquired,
     JobAdded,
+    JobCancellationRequested,
     JobReleased,
     ScheduleAdded,
     ScheduleDeserializationFailed,
@@ -468,10 +470,22 @@ class MongoDBDataStore(MongoDBConnection, DataStore):
         )
 
     async def get_jobs(self, ids: Iterable[UUID] | None = None) -> list[Job]:
-        db = self._started()
         query = {} if ids is None else {"_id": {"$in": list(dict.fromkeys(ids))}}
+        return await self._find_jobs("get_jobs", query)
+
+    async def get_schedule_jobs(self, schedule_ids: Iterable[str]) -> list[Job]:
+        self._started()
+        unique = list(dict.fromkeys(schedule_ids))
+        if not unique:
+            return []
+        # served by the "schedule" index (schedule_id, start_time, seq)
+        return await self._find_jobs("get_schedule_jobs", {"schedule_id": {"$in": unique}})
+
+    async def _find_jobs(self, description: str, query: Doc) -> list[Job]:
+        """The jobs that match *query*, in start order; unreadable ones are left out."""
+        db = self._started()
         docs = await self._run(
-            "get_jobs", lambda: db["jobs"].find(query).sort(_BY_START_TIME).to_list()
+            description, lambda: db["jobs"].find(query).sort(_BY_START_TIME).to_list()
         )
         jobs = []
         for doc in docs:
@@ -491,7 +505,10 @@ class MongoDBDataStore(MongoDBConnection, DataStore):
             "acquire_jobs",
             lambda session: claim_jobs(db, session, scheduler_id, now_us, until_us, limit),
         )
-        events: list[Event] = [ended_event(doc, outcome, now) for doc, outcome in claimed.ended]
+        events: list[Event] = [
+            ended_event(doc, outcome, now, retry_at_us)
+            for doc, outcome, retry_at_us in claimed.ended
+        ]
         acquired: list[Job] = []
         undecodable: list[tuple[Doc, DeserializationError]] = []
         for doc in claimed.acquired:
@@ -539,18 +556,24 @@ class MongoDBDataStore(MongoDBConnection, DataStore):
             "extend_job_leases", lambda: renew_leases(jobs, scheduler_id, unique, until_us)
         )
 
-    async def release_job(self, scheduler_id: str, result: JobResult) -> bool:
+    async def release_job(
+        self, scheduler_id: str, result: JobResult, *, retry_at: datetime | None = None
+    ) -> bool:
         db = self._started()
         record = to_doc(job_result_to_dict(result, self._serializer), "job_id")
-        # A kept result carries the call's token, so that a retry whose first attempt
-        # committed (and whose reply was lost) still answers True.
+        # A kept result (or a retried job) carries the call's token, so that a retry
+        # whose first attempt committed (and whose reply was lost) still answers True.
         record["release_token"] = uuid4().hex
-        job = await self._transaction(
+        retry_at_us = None if retry_at is None else us(retry_at)
+        released = await self._transaction(
             "release_job",
-            lambda session: release_one(db, session, scheduler_id, result.job_id, record),
+            lambda session: release_one(
+                db, session, scheduler_id, result.job_id, record, retry_at_us
+            ),
         )
-        if job is None:
+        if released is None:
             return False
+        job, retried_at_us = released
         started_at = result.started_at or opt_time(job.get("started_at"))
         event = JobReleased(
             timestamp=self._clock.now(),
@@ -564,9 +587,40 @@ class MongoDBDataStore(MongoDBConnection, DataStore):
             finished_at=result.finished_at,
             exception_type=result.exception_type,
             exception_message=result.exception_message,
+            attempt=result.attempt,
+            retry_at=opt_time(retried_at_us),
         )
         await self._publish([event])
         return True
+
+    async def cancel_job(self, job_id: UUID, now: datetime) -> Job | None:
+        db = self._started()
+        decoded: dict[str, Job] = {}
+
+        def check(doc: Doc) -> None:
+            # Read before anything is written: a job that cannot be read is left alone.
+            decoded["job"] = job_from_dict(from_doc(doc), self._serializer)
+
+        outcome = await self._transaction(
+            "cancel_job", lambda session: cancel_one(db, session, job_id, us(now), check)
+        )
+        if outcome is None:
+            return None
+        doc, ended = outcome
+        job = decoded["job"]
+        event: Event
+        if ended:
+            event = ended_event(doc, JobOutcome.cancelled, now)
+        else:
+            event = JobCancellationRequested(
+                timestamp=now,
+                job_id=job.id,
+                scheduler_id=doc["acquired_by"],
+                task_id=job.task_id,
+                schedule_id=job.schedule_id,
+            )
+        await self._publish([event])
+        return job
 
     async def get_next_job_time(self) -> datetime | None:
         db = self._started()

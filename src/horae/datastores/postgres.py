@@ -18,7 +18,7 @@ import asyncpg  # type: ignore[import-untyped]
 import attrs
 
 from horae._clock import Clock, SystemClock
-from horae._enums import ConflictPolicy
+from horae._enums import ConflictPolicy, JobOutcome
 from horae._exceptions import (
     ConflictingIdError,
     DeserializationError,
@@ -39,6 +39,7 @@ from horae.datastores._postgres_connection import (
 )
 from horae.datastores._postgres_queries import Queries
 from horae.datastores._postgres_schema import (
+    ended_result,
     quote_schema,
     released_event,
     settle_acquired,
@@ -48,10 +49,12 @@ from horae.datastores._postgres_schema import (
 )
 from horae.datastores._retry import Retrier
 from horae.eventbrokers._base import EventBroker
+from horae.eventbrokers._batching import Coalescer, CommittedEvents
 from horae.events import (
     Event,
     JobAcquired,
     JobAdded,
+    JobCancellationRequested,
     ScheduleAdded,
     ScheduleDeserializationFailed,
     SchedulePaused,
@@ -81,6 +84,18 @@ from horae.serializers.json import JSONSerializer
 from horae.serializers.pickle import PickleSerializer
 
 _T = TypeVar("_T")
+
+#: The result fields that release_job sends (the store sets expires_at itself).
+_RELEASE_FIELDS = {name: kind for name, kind in JOB_RESULT_FIELDS.items() if name != "expires_at"}
+
+
+@attrs.frozen
+class _Release:
+    """One release_job call waiting for its batch."""
+
+    scheduler_id: str
+    result: JobResult
+    values: list[Any]
 
 
 class PostgresDataStore(DataStore):
@@ -163,6 +178,10 @@ class PostgresDataStore(DataStore):
         self._logger: Logger = logging.getLogger(__name__)
         self._clock: Clock = SystemClock()
         self._retrier = Retrier(is_transient=is_transient, store_name="PostgreSQL")
+        self._events = CommittedEvents()
+        self._releases: Coalescer[_Release, bool] = Coalescer(
+            self._release_jobs, key=lambda release: release.result.job_id
+        )
 
     def __repr__(self) -> str:
         target = "<pool>" if self._dsn is None else repr(self._dsn.masked)
@@ -231,16 +250,8 @@ class PostgresDataStore(DataStore):
         return await self._started().fetch(description, query, *args)
 
     async def _publish(self, events: Iterable[Event]) -> None:
-        for event in events:
-            broker = self._broker
-            if broker is None:
-                return
-            # The change is committed; a broker failure must not make the caller believe
-            # it was not (it would retry). Nodes that miss the event find it by polling.
-            try:
-                await broker.publish(event)
-            except Exception:
-                self._logger.exception("could not publish %s", type(event).__name__)
+        # the events of operations that finish together go out together, never raising
+        await self._events.publish(self._broker, events, self._logger)
 
     # ---- conversions ------------------------------------------------------------------
 
@@ -530,23 +541,44 @@ class PostgresDataStore(DataStore):
         )
         return {UUID(str(row["id"])) for row in rows}
 
-    async def release_job(self, scheduler_id: str, result: JobResult) -> bool:
+    async def release_job(
+        self, scheduler_id: str, result: JobResult, *, retry_at: datetime | None = None
+    ) -> bool:
+        # Jobs that finish at about the same time are released together: one statement,
+        # one commit and one message on the broker for all of them (see _release_jobs).
         record = job_result_to_dict(result, self._serializer)
         del record["expires_at"]  # the store sets it from the job's expiration time
-        fields = {name: kind for name, kind in JOB_RESULT_FIELDS.items() if name != "expires_at"}
-        values = to_values(record, fields)
+        values = to_values(record, _RELEASE_FIELDS)
+        self._started()
+        if retry_at is not None:
+            return await self._release_for_retry(scheduler_id, result, values, retry_at)
+        return await self._releases.submit(_Release(scheduler_id, result, values))
+
+    async def _release_for_retry(
+        self, scheduler_id: str, result: JobResult, values: list[Any], retry_at: datetime
+    ) -> bool:
+        # A retried attempt (rare next to plain releases) takes a statement of its own:
+        # the job becomes pending again as its next attempt, or, if its cancellation was
+        # requested, ends with the result (see _release_job_retry).
         queries = self._queries
 
         async def operation(conn: Any, retrying: bool) -> Any:
-            row = await conn.fetchrow(queries.release_job, scheduler_id, *values)
+            row = await conn.fetchrow(queries.release_job_retry, scheduler_id, *values, retry_at)
             if row is None and retrying:
-                # The job is gone. If an earlier attempt of this very call deleted it
-                # (its commit was acknowledged to a connection that then died), the
-                # result it stored is ours: same job, outcome and finish time.
+                # The job is no longer held. If an earlier attempt of this very call
+                # changed it (its commit was acknowledged to a connection that then
+                # died), the next attempt it made or the result it stored is ours.
                 row = await conn.fetchrow(
-                    queries.select_own_result, result.job_id, result.outcome.value,
-                    result.finished_at,
-                )  # fmt: skip
+                    queries.select_own_retry, result.job_id, result.attempt, retry_at
+                )
+                if row is None:
+                    own = await conn.fetch(
+                        queries.select_own_results,
+                        [result.job_id],
+                        [result.outcome.value],
+                        [result.finished_at],
+                    )
+                    row = {**dict(own[0].items()), "retried": False} if own else None
             return row
 
         row = await self._run("release_job", operation)
@@ -557,9 +589,88 @@ class PostgresDataStore(DataStore):
             started_at=result.started_at or row["started_at"],
             expires_at=result.finished_at + row["expiration"],
         )
-        event = released_event(row, final, scheduler_id)
+        event = released_event(
+            row, final, scheduler_id, retry_at=retry_at if row["retried"] else None
+        )
         await self._publish([attrs.evolve(event, timestamp=self._clock.now())])
         return True
+
+    async def cancel_job(self, job_id: UUID, now: datetime) -> Job | None:
+        # One statement; it locks the job's row, so it is atomic against acquire_jobs
+        # and release_job (see _cancel_job). Repeating it after a lost connection is
+        # safe: a job that an earlier attempt ended is gone (None), and a cancellation
+        # request is asked again.
+        rows = await self._fetch("cancel_job", self._queries.cancel_job, job_id, now)
+        if not rows:
+            return None
+        [row] = rows
+        event: Event
+        if row["ended"]:
+            result = ended_result(row, JobOutcome.cancelled, now)
+            event = released_event(row, result, row["acquired_by"])
+        else:
+            event = JobCancellationRequested(
+                timestamp=now,
+                job_id=job_id,
+                scheduler_id=row["acquired_by"],
+                task_id=row["task_id"],
+                schedule_id=row["schedule_id"],
+            )
+        await self._publish([event])
+        return job_from_dict(to_record(row), self._serializer)
+
+    async def get_schedule_jobs(self, schedule_ids: Iterable[str]) -> list[Job]:
+        wanted = list(dict.fromkeys(schedule_ids))
+        if not wanted:
+            self._started()
+            return []
+        query = self._queries.select_schedule_jobs
+        rows = await self._fetch("get_schedule_jobs", query, wanted)
+        return [job_from_dict(to_record(row), self._serializer) for row in rows]
+
+    async def _release_jobs(self, releases: Sequence[_Release]) -> list[bool]:
+        queries = self._queries
+        columns = to_columns(
+            [[release.scheduler_id, *release.values] for release in releases],
+            len(_RELEASE_FIELDS) + 1,
+        )
+
+        async def operation(conn: Any, retrying: bool) -> dict[str, Any]:
+            fetched = await conn.fetch(queries.release_jobs, *columns)
+            rows = {str(row["id"]): row for row in fetched}
+            missing = [r.result for r in releases if str(r.result.job_id) not in rows]
+            if missing and retrying:
+                # Jobs that are gone. If an earlier attempt of this very call deleted
+                # them (its commit was acknowledged to a connection that then died), the
+                # results it stored are ours: same job, outcome and finish time.
+                own = await conn.fetch(
+                    queries.select_own_results,
+                    [result.job_id for result in missing],
+                    [result.outcome.value for result in missing],
+                    [result.finished_at for result in missing],
+                )
+                rows.update((str(row["id"]), row) for row in own)
+            return rows
+
+        rows = await self._run("release_job", operation)
+        now = self._clock.now()
+        events: list[Event] = []
+        released = []
+        for release in releases:
+            row = rows.get(str(release.result.job_id))
+            released.append(row is not None)
+            if row is not None:
+                result = release.result
+                final = attrs.evolve(
+                    result,
+                    started_at=result.started_at or row["started_at"],
+                    expires_at=result.finished_at + row["expiration"],
+                )
+                events.append(
+                    attrs.evolve(released_event(row, final, release.scheduler_id), timestamp=now)
+                )
+        await self._publish(events)
+        return released
 
     async def get_next_job_time(self) -> datetime | None:
         [row] = await self._fetch("get_next_job_time", self._queries.next_job_time)

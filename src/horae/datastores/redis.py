@@ -9,6 +9,7 @@ runs a script without interleaving other commands), a MULTI pipeline for reads.
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from logging import Logger
@@ -45,6 +46,7 @@ from horae.events import (
     Event,
     JobAcquired,
     JobAdded,
+    JobCancellationRequested,
     JobReleased,
     ScheduleAdded,
     ScheduleDeserializationFailed,
@@ -416,6 +418,20 @@ class RedisDataStore(RedisConnection, DataStore):
         else:
             unique = list(dict.fromkeys(str(job_id) for job_id in ids))
             raws = await self._read_hashes("get_jobs", "job", unique)
+        return self._sorted_jobs(raws)
+
+    async def get_schedule_jobs(self, schedule_ids: Iterable[str]) -> list[Job]:
+        keys = [self._key("jobs", "schedule", schedule_id) for schedule_id in set(schedule_ids)]
+        if not keys:
+            self._started()
+            return []
+        # the per-schedule sets of job ids are kept by the scripts that add and end jobs
+        (members,) = await self._pipeline("get_schedule_jobs", lambda p: p.sunion(keys))
+        ids = sorted(member.decode() for member in members)
+        return self._sorted_jobs(await self._read_hashes("get_schedule_jobs", "job", ids))
+
+    def _sorted_jobs(self, raws: Iterable[dict[bytes, bytes]]) -> list[Job]:
+        """Jobs from hashes in ``start_time`` order; undecodable ones are logged."""
         decoded = []
         for raw in raws:
             job = self._decode_job(raw)
@@ -430,13 +446,23 @@ class RedisDataStore(RedisConnection, DataStore):
     async def acquire_jobs(
         self, scheduler_id: str, now: datetime, lease_duration: timedelta, limit: int
     ) -> list[Job]:
-        args = [uuid4().hex, scheduler_id, us(now), us(now + lease_duration), str(max(limit, 0))]
+        # the seed draws the jitter of abandoned jobs that are retried
+        seed = str(random.randrange(2**31))  # noqa: S311 - jitter, not crypto
+        args = [
+            uuid4().hex,
+            scheduler_id,
+            us(now),
+            us(now + lease_duration),
+            str(max(limit, 0)),
+            seed,
+        ]
         reply = Reply(await self._eval("acquire_jobs", args))
         events: list[Event] = []
         for _ in range(reply.integer()):
             job_id, outcome, holder = reply.text(), reply.text(), reply.opt_text()
             task_id, schedule_id = reply.text(), reply.opt_text()
             fire_time, started_at = reply.opt_integer(), reply.opt_integer()
+            attempt, retry_at = reply.integer(), reply.opt_integer()
             events.append(
                 JobReleased(
                     timestamp=now,
@@ -448,6 +474,8 @@ class RedisDataStore(RedisConnection, DataStore):
                     scheduled_fire_time=_opt_time(fire_time),
                     started_at=_opt_time(started_at),
                     finished_at=now,
+                    attempt=attempt,
+                    retry_at=_opt_time(retry_at),
                 )
             )
         acquired: list[Job] = []
@@ -512,16 +540,26 @@ class RedisDataStore(RedisConnection, DataStore):
         held = await self._eval("extend_job_leases", args)
         return {UUID(job_id.decode()) for job_id in held}
 
-    async def release_job(self, scheduler_id: str, result: JobResult) -> bool:
+    async def release_job(
+        self, scheduler_id: str, result: JobResult, *, retry_at: datetime | None = None
+    ) -> bool:
         record = job_result_to_dict(result, self._serializer)
         record["expires_at"] = None  # the script sets it from the job's lifetime
         fields = to_hash(record)
-        args = [uuid4().hex, scheduler_id, str(result.job_id), us(result.finished_at)]
+        args = [
+            uuid4().hex,
+            scheduler_id,
+            str(result.job_id),
+            us(result.finished_at),
+            opt_us(retry_at),
+        ]
         reply = Reply(await self._eval("release_job", [*args, *flat_pairs(fields)]))
         if reply.integer() == 0:
             return False
         task_id, schedule_id = reply.text(), reply.opt_text()
         fire_time, started_at = reply.opt_integer(), reply.opt_integer()
+        # None when the job was cancelled meanwhile (then it ended instead)
+        retried_at = reply.opt_integer()
         if result.started_at is None and started_at is not None:
             result = attrs.evolve(result, started_at=from_epoch_us(started_at))
         event = JobReleased(
@@ -536,9 +574,47 @@ class RedisDataStore(RedisConnection, DataStore):
             finished_at=result.finished_at,
             exception_type=result.exception_type,
             exception_message=result.exception_message,
+            attempt=result.attempt,
+            retry_at=None if retried_at is None else retry_at,
         )
         await self._publish([event])
         return True
+
+    async def cancel_job(self, job_id: UUID, now: datetime) -> Job | None:
+        reply = Reply(await self._eval("cancel_job", [uuid4().hex, str(job_id), us(now)]))
+        kind = reply.text()
+        if kind == "none":
+            return None
+        event: Event
+        if kind == "ended":
+            holder, task_id, schedule_id = reply.opt_text(), reply.text(), reply.opt_text()
+            fire_time, started_at = reply.opt_integer(), reply.opt_integer()
+            event = JobReleased(
+                timestamp=now,
+                job_id=job_id,
+                scheduler_id=holder,
+                task_id=task_id,
+                schedule_id=schedule_id,
+                outcome=JobOutcome.cancelled,
+                scheduled_fire_time=_opt_time(fire_time),
+                started_at=_opt_time(started_at),
+                finished_at=now,
+                attempt=reply.integer(),
+            )
+        else:
+            holder, task_id, schedule_id = reply.text(), reply.text(), reply.opt_text()
+            event = JobCancellationRequested(
+                timestamp=now,
+                job_id=job_id,
+                scheduler_id=holder,
+                task_id=task_id,
+                schedule_id=schedule_id,
+            )
+        await self._publish([event])
+        job = self._decode_job(reply.rest())
+        if isinstance(job, DeserializationError):
+            raise job
+        return job
 
     async def get_next_job_time(self) -> datetime | None:
         return await self._earliest(

@@ -9,10 +9,12 @@ publishes the events.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
 import os
 from collections.abc import Callable, Iterable, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from logging import Logger
 from typing import Any, TypeVar
 from uuid import UUID
@@ -27,17 +29,19 @@ from horae._exceptions import (
     ScheduleLookupError,
     TaskLookupError,
 )
-from horae._structures import Job, JobResult, Schedule, Task
+from horae._structures import Job, JobResult, RetryPolicy, Schedule, Task
 from horae.datastores import _sqlite_ops as ops
 from horae.datastores._base import DataStore, ScheduleUpdate, StoreCapabilities
 from horae.datastores._retry import Retrier
 from horae.datastores._sqlite_connection import SQLiteThread, database_path, is_transient
 from horae.datastores._sqlite_schema import to_row
 from horae.eventbrokers._base import EventBroker
+from horae.eventbrokers._batching import CommittedEvents
 from horae.events import (
     Event,
     JobAcquired,
     JobAdded,
+    JobCancellationRequested,
     JobReleased,
     ScheduleAdded,
     ScheduleDeserializationFailed,
@@ -50,8 +54,14 @@ from horae.events import (
     TaskUpdated,
 )
 from horae.serializers._base import Serializer
-from horae.serializers._jsoncodec import seconds_to_duration
+from horae.serializers._jsoncodec import (
+    _EncodeError,
+    encode_zone,
+    retry_policy_from_state,
+    seconds_to_duration,
+)
 from horae.serializers._records import (
+    TIME_ZONES,
     from_epoch_us,
     job_from_dict,
     job_result_from_dict,
@@ -129,6 +139,7 @@ class SQLiteDataStore(DataStore):
         )
         self._thread: SQLiteThread | None = None
         self._broker: EventBroker | None = None
+        self._events = CommittedEvents()
         self._logger: Logger = logging.getLogger(__name__)
         self._clock: Clock = SystemClock()
         self._retrier = Retrier(is_transient=is_transient, store_name="SQLite")
@@ -193,16 +204,8 @@ class SQLiteDataStore(DataStore):
         return await self._retrier.run(description, lambda: thread.call(func, *args))
 
     async def _publish(self, events: Iterable[Event]) -> None:
-        for event in events:
-            broker = self._broker
-            if broker is None:
-                return
-            # The change is committed; a broker failure must not make the caller
-            # believe it was not. Nodes that miss the event find the change by polling.
-            try:
-                await broker.publish(event)
-            except Exception:
-                self._logger.exception("could not publish %s", type(event).__name__)
+        # the events of operations that finish together go out together, never raising
+        await self._events.publish(self._broker, events, self._logger)
 
     # ---- conversions ------------------------------------------------------------------
 
@@ -239,7 +242,11 @@ class SQLiteDataStore(DataStore):
 
     @staticmethod
     def _released(
-        row: Row, outcome: JobOutcome, scheduler_id: str | None, result: JobResult
+        row: Row,
+        outcome: JobOutcome,
+        scheduler_id: str | None,
+        result: JobResult,
+        retry_at: datetime | None = None,
     ) -> JobReleased:
         return JobReleased(
             timestamp=result.finished_at,
@@ -253,7 +260,71 @@ class SQLiteDataStore(DataStore):
             finished_at=result.finished_at,
             exception_type=result.exception_type,
             exception_message=result.exception_message,
+            attempt=result.attempt,
+            retry_at=retry_at,
         )
+
+    def _retry_policy(self, row: Row) -> RetryPolicy | None:
+        """The retry policy of a job row (``None``: none, or one that cannot be read)."""
+        if row["retry"] is None:
+            return None
+        try:
+            return retry_policy_from_state(json.loads(row["retry"]))
+        except (DeserializationError, ValueError, TypeError, KeyError) as exc:
+            self._logger.error(
+                "cannot load the retry policy of the stored job %r (it is not retried): %s",
+                row["id"],
+                exc,
+            )
+            return None
+
+    @staticmethod
+    def _retry_row(row: Row, retry_at: datetime) -> Row:
+        """The row of the job's next attempt, as ``Job.for_retry(retry_at)`` makes it.
+
+        Computed on the row itself (exact epoch microseconds), so that the payloads are
+        copied as stored rather than decoded and encoded again.
+        """
+        start_time = to_epoch_us(retry_at)
+        deadline = row["start_deadline"]
+        if deadline is not None:
+            deadline += start_time - row["start_time"]  # moved as much as start_time
+        try:
+            zones = json.loads(row[TIME_ZONES] or "{}")
+        except ValueError:
+            zones = {}
+        if not isinstance(zones, dict):
+            zones = {}
+        # start_time now shows in retry_at's zone; start_deadline keeps its own
+        zones.pop("start_time", None)
+        if retry_at.tzinfo is not timezone.utc and retry_at.tzinfo is not None:
+            # an unnameable zone: the time comes back in UTC
+            with contextlib.suppress(_EncodeError):
+                zones["start_time"] = encode_zone(retry_at.tzinfo)
+        return {
+            **row,
+            "attempt": row["attempt"] + 1,
+            "start_time": start_time,
+            "start_deadline": deadline,
+            "acquired_by": None,
+            "acquired_until": None,
+            "started_at": None,
+            "cancel_requested": 0,
+            TIME_ZONES: json.dumps(zones, separators=(",", ":"), allow_nan=False),
+        }
+
+    def _abandoned_fate(self, row: Row, now: datetime) -> tuple[JobOutcome, datetime | None]:
+        """How a job whose lease lapsed ends: ``(outcome, retry time or None)``.
+
+        Cancelled if its cancellation was requested; else retried when its policy gives
+        it another attempt (there is no exception to match); else abandoned.
+        """
+        if row["cancel_requested"]:
+            return JobOutcome.cancelled, None
+        policy = self._retry_policy(row)
+        if policy is None or not policy.retries(row["attempt"], None):
+            return JobOutcome.abandoned, None
+        return JobOutcome.abandoned, now + policy.delay(row["attempt"])
 
     def _ended_result(
         self, row: Row, outcome: JobOutcome, now: datetime, exc: Exception | None = None
@@ -472,16 +543,25 @@ class SQLiteDataStore(DataStore):
 
         def settle(abandoned: list[Row], missed: list[Row], leased: list[Row]) -> ops.Settled:
             # Runs on the store's thread inside the acquiring transaction: builds the
-            # results of the jobs ended here and decodes the ones handed out. A job that
-            # cannot be decoded ends as deserialization_failed in the same transaction,
-            # rather than being leased to a worker that could never run it.
+            # results of the jobs ended here (or the next attempts of the abandoned ones
+            # that are retried) and decodes the ones handed out. A job that cannot be
+            # decoded ends as deserialization_failed in the same transaction, rather
+            # than being leased to a worker that could never run it.
             acquired.clear()
             events.clear()
             results: list[Row] = []
             failed: list[str] = []
-            ended: list[tuple[Row, JobOutcome, str | None, Exception | None]] = [
-                (row, JobOutcome.abandoned, row["acquired_by"], None) for row in abandoned
-            ]
+            retried: list[Row] = []
+            ended: list[tuple[Row, JobOutcome, str | None, Exception | None]] = []
+            for row in abandoned:
+                outcome, retry_at = self._abandoned_fate(row, now)
+                if retry_at is None:
+                    ended.append((row, outcome, row["acquired_by"], None))
+                    continue
+                # the attempt ends (without a result) and the job is pending again
+                result, _ = self._ended_result(row, outcome, now)
+                events.append(self._released(row, outcome, row["acquired_by"], result, retry_at))
+                retried.append(self._retry_row(row, retry_at))
             ended += [(row, JobOutcome.missed_start_deadline, None, None) for row in missed]
             for row in leased:
                 job = self._try_load(job_from_dict, row)
@@ -495,7 +575,7 @@ class SQLiteDataStore(DataStore):
                 events.append(self._released(row, outcome, holder, result))
                 if result_row is not None:
                     results.append(result_row)
-            return ops.Settled(results, failed)
+            return ops.Settled(results, failed, retried)
 
         await self._run(
             "acquire_jobs",
@@ -534,14 +614,20 @@ class SQLiteDataStore(DataStore):
         )
         return {UUID(job_id) for job_id in held}
 
-    async def release_job(self, scheduler_id: str, result: JobResult) -> bool:
+    async def release_job(
+        self, scheduler_id: str, result: JobResult, *, retry_at: datetime | None = None
+    ) -> bool:
         record = to_row(job_result_to_dict(result, self._serializer))
+        if retry_at is not None:
+            to_epoch_us(retry_at)  # a naive retry_at fails here, before any change
         final: list[JobResult] = []
+        retried: list[datetime | None] = [None]
 
-        def keep_result(job: Row) -> Row | None:
+        def settle(job: Row) -> tuple[Row | None, Row | None]:
             # On the store's thread, inside the releasing transaction. The store, not the
             # caller, sets expires_at (finished_at + the job's expiration time), so that
-            # every path (release, abandoned, missed) agrees.
+            # every path (release, abandoned, missed) agrees. A job whose cancellation
+            # was requested is never retried.
             expiration = seconds_to_duration(job["result_expiration_time"] or 0)
             started_at = result.started_at or _time(job["started_at"])
             final[:] = [
@@ -549,22 +635,64 @@ class SQLiteDataStore(DataStore):
                     result, started_at=started_at, expires_at=result.finished_at + expiration
                 )
             ]
+            if retry_at is not None and not job["cancel_requested"]:
+                retried[0] = retry_at
+                return None, self._retry_row(job, retry_at)
+            retried[0] = None
             if expiration <= timedelta(0):
-                return None
-            return {
-                **record,
-                "started_at": _us(started_at),
-                "expires_at": _us(final[0].expires_at),
-            }
+                return None, None
+            row = {**record, "started_at": _us(started_at), "expires_at": _us(final[0].expires_at)}
+            return row, None
 
         job = await self._run(
-            "release_job", ops.release_job, scheduler_id, str(result.job_id), keep_result
+            "release_job", ops.release_job, scheduler_id, str(result.job_id), settle
         )
         if job is None:
             return False
-        event = self._released(job, result.outcome, scheduler_id, final[0])
+        event = self._released(job, result.outcome, scheduler_id, final[0], retried[0])
         await self._publish([attrs.evolve(event, timestamp=self._clock.now())])
         return True
+
+    async def cancel_job(self, job_id: UUID, now: datetime) -> Job | None:
+        ended: list[JobReleased] = []
+
+        def end(row: Row) -> Row | None:
+            # On the store's thread, inside the cancelling transaction: the result of a
+            # pending job, or of a running one whose lease lapsed (holder as in the row).
+            ended.clear()
+            result, result_row = self._ended_result(row, JobOutcome.cancelled, now)
+            ended.append(self._released(row, JobOutcome.cancelled, row["acquired_by"], result))
+            return result_row
+
+        row, was_ended = await self._run(
+            "cancel_job", ops.cancel_job, str(job_id), to_epoch_us(now), end
+        )
+        if row is None:
+            return None
+        event: Event
+        if was_ended:
+            event = ended[0]  # stamped with now, its finished_at
+        else:
+            event = JobCancellationRequested(
+                timestamp=now,
+                job_id=job_id,
+                scheduler_id=row["acquired_by"],
+                task_id=row["task_id"],
+                schedule_id=row["schedule_id"],
+            )
+        await self._publish([event])
+        # The job as it was. One that can no longer be loaded raises
+        # DeserializationError here, but its cancellation (committed above) stands.
+        return job_from_dict(row, self._serializer)
+
+    async def get_schedule_jobs(self, schedule_ids: Iterable[str]) -> list[Job]:
+        self._started()
+        wanted = list(dict.fromkeys(schedule_ids))
+        if not wanted:
+            return []
+        rows = await self._run("get_schedule_jobs", ops.select_schedule_jobs, wanted)
+        loaded = [self._try_load(job_from_dict, row) for row in rows]
+        return [job for job in loaded if isinstance(job, Job)]
 
     async def get_next_job_time(self) -> datetime | None:
         return _time(await self._run("get_next_job_time", ops.next_job_time))

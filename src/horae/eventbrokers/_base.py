@@ -68,6 +68,17 @@ class EventBroker(ABC):
     async def publish(self, event: Event) -> None:
         """Deliver *event* to subscribers on every node."""
 
+    async def publish_many(self, events: Iterable[Event]) -> None:
+        """Deliver *events*, in order, to subscribers on every node.
+
+        The same as calling :meth:`publish` for each event in turn (which is what this
+        default does); remote brokers send the events together, in as few messages and
+        round trips as the server allows. Data stores publish the events of one
+        operation (a batch of jobs or schedules) through this.
+        """
+        for event in events:
+            await self.publish(event)
+
     @abstractmethod
     async def publish_local(self, event: Event) -> None:
         """Deliver *event* to this node's subscribers only."""
@@ -81,6 +92,17 @@ class EventBroker(ABC):
         one_shot: bool = False,
     ) -> Subscription:
         """Register *callback* for events of *event_types* (all if ``None``)."""
+
+    def add_reconnect_callback(self, callback: Callable[[], object]) -> Callable[[], None]:
+        """Call *callback* (without arguments, on the event loop thread; it must not
+        block) each time the broker has got its connection back after losing it.
+
+        Events that other nodes published meanwhile were missed, so a scheduler wakes
+        all its loops at once instead of waiting for its next poll. Returns a function
+        that removes the callback. Brokers that never lose a connection (this default)
+        never call it.
+        """
+        return _nothing_to_remove
 
     @property
     def connected(self) -> bool:
@@ -98,6 +120,29 @@ class EventBroker(ABC):
         cross-instance tests only for shared brokers.
         """
         return False
+
+
+def _nothing_to_remove() -> None:
+    pass
+
+
+async def publish_committed(
+    broker: EventBroker | None, events: Iterable[Event], logger: Logger
+) -> None:
+    """Publish the events of a change that a data store has made durable, all at once
+    (:meth:`EventBroker.publish_many`), never raising.
+
+    The change is committed: a broker failure must not make the caller believe it was
+    not (it would retry). Nodes that miss the events find the change by polling.
+    """
+    batch = list(events)
+    if broker is None or not batch:
+        return
+    try:
+        await broker.publish_many(batch)
+    except Exception:
+        names = sorted({type(event).__name__ for event in batch})
+        logger.exception("could not publish %d event(s) (%s)", len(batch), ", ".join(names))
 
 
 #: what EventBroker.subscribe accepts, for type annotations in user code

@@ -97,6 +97,7 @@ class _LocalSubscription(Subscription):
             return
         self.active = False
         self._broker._subscriptions.pop(id(self), None)
+        self._broker._by_type.clear()
         # Events still queued are not delivered any more; the callback already running
         # (if any) is left to finish.
         while self._queue:
@@ -160,6 +161,9 @@ class LocalDeliveryBroker(EventBroker):
 
     def __init__(self, *, delivery_grace_period: float = 5.0) -> None:
         self._subscriptions: dict[int, _LocalSubscription] = {}
+        #: event class -> the subscriptions it matches, in subscription order; rebuilt
+        #: lazily after every subscribe/unsubscribe (events far outnumber those)
+        self._by_type: dict[type[Event], tuple[_LocalSubscription, ...]] = {}
         self._drainers: set[asyncio.Task[None]] = set()
         self._logger: Logger = _default_logger
         self.delivery_grace_period = delivery_grace_period
@@ -198,14 +202,33 @@ class LocalDeliveryBroker(EventBroker):
         Remote brokers call this for each event they receive. It must be called on the
         event loop thread; sync callbacks have run when it returns.
         """
-        for subscription in list(self._subscriptions.values()):
-            # A callback may unsubscribe others while we iterate over the snapshot.
-            if not subscription.active or not subscription.matches(event):
+        # The tuple is a snapshot: a callback may (un)subscribe while we iterate over it.
+        for subscription in self._matching(type(event)):
+            if not subscription.active:
                 continue
             if subscription.one_shot:
                 # End it before calling, so a re-entrant publish cannot deliver twice.
                 subscription.unsubscribe()
             subscription.deliver(event)
+
+    def _matching(self, event_type: type[Event]) -> tuple[_LocalSubscription, ...]:
+        matching = self._by_type.get(event_type)
+        if matching is None:
+            matching = self._by_type[event_type] = tuple(
+                subscription
+                for subscription in self._subscriptions.values()
+                if subscription.event_types is None
+                or issubclass(event_type, subscription.event_types)
+            )
+        return matching
+
+    def has_subscribers(self, event_type: type[Event]) -> bool:
+        """True if some subscriber of this process would get an event of *event_type*.
+
+        Publishers whose events reach no other process may skip building events that
+        nobody here wants; events for remote brokers must always be published.
+        """
+        return bool(self._matching(event_type))
 
     def subscribe(
         self,
@@ -232,6 +255,7 @@ class LocalDeliveryBroker(EventBroker):
                 )
         subscription = _LocalSubscription(self, callback, types, one_shot)
         self._subscriptions[id(subscription)] = subscription
+        self._by_type.clear()
         return subscription
 
     def _log_callback_error(self, callback: Callable[..., object], event: Event | None) -> None:

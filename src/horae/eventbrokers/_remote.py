@@ -12,6 +12,11 @@ delivers what the server sends back. A subclass supplies the connection-level pa
   the server's one order, and "A published, then B published" is what B's subscribers
   see too. The origin id in each message (:func:`encode_event`) tells an echo from
   another node's message, so an event of this node is delivered here exactly once.
+* **Batches travel together.** :meth:`~RemoteBroker.publish_many` (what the data stores
+  use for the events of one operation) packs the events into as few messages as the
+  server's size limit allows (``{"origin": ..., "events": [...]}``; a lone event keeps
+  the one-event form), sends them in one round trip, and waits for their echoes
+  together, so a batch of a hundred jobs costs one message and one echo, not a hundred.
 * **Publishing never fails.** If the event cannot be sent (not connected, the send
   fails or times out) or its echo does not come back within ``publish_timeout``, it is
   delivered locally at once and the problem is logged; ``publish`` does not raise into
@@ -23,16 +28,23 @@ delivers what the server sends back. A subclass supplies the connection-level pa
   lost, ``connected`` turns False, the loss is logged once, and the supervisor
   reconnects with exponential back-off and full jitter (``reconnect_delay`` doubling
   up to ``max_reconnect_delay``) for as long as it takes. Messages sent while a node
-  was away are not replayed to it (neither NOTIFY nor pub/sub keeps them).
+  was away are not replayed to it (neither NOTIFY nor pub/sub keeps them): once
+  reconnected, the broker calls its reconnect callbacks
+  (:meth:`~horae.eventbrokers.EventBroker.add_reconnect_callback`), and the scheduler
+  looks for work at once instead of at its next poll.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import random
 from abc import abstractmethod
 from collections import deque
+from collections.abc import Callable, Iterable, Sequence
 from logging import Logger
+from typing import Any
 from uuid import uuid4
 
 import anyio
@@ -45,16 +57,17 @@ from horae._exceptions import (
 )
 from horae.events import Event
 
-from ._local_delivery import LocalDeliveryBroker, decode_event, encode_event
+from ._local_delivery import LocalDeliveryBroker
 
 
 class _Pending:
-    """An event of this node that was sent and waits for its echo."""
+    """A message of this node (one event or a batch) that was sent and waits for its
+    echo."""
 
-    __slots__ = ("delivered", "echoed", "event")
+    __slots__ = ("delivered", "echoed", "events")
 
-    def __init__(self, event: Event) -> None:
-        self.event = event
+    def __init__(self, events: Sequence[Event]) -> None:
+        self.events = events
         self.delivered = False
         self.echoed = asyncio.Event()  # set when delivered from the echo, or given up
 
@@ -116,6 +129,7 @@ class RemoteBroker(LocalDeliveryBroker):
         # wire text -> this node's events sent with it, oldest first. Equal events
         # published at once share one key; the echoes release them in turn.
         self._pending: dict[str, deque[_Pending]] = {}
+        self._reconnect_callbacks: list[Callable[[], object]] = []
 
     # ---- the parts a subclass supplies ---------------------------------------------------
 
@@ -161,11 +175,28 @@ class RemoteBroker(LocalDeliveryBroker):
     async def _send(self, wire: str, message: str) -> None:
         """Send *wire* (made by :meth:`_frame` from *message*) to the channel."""
 
+    async def _send_many(self, frames: Sequence[tuple[str, str]]) -> None:
+        """Send each ``(wire, message)`` of *frames*, in order (one :meth:`_send` each
+        unless a subclass does better, e.g. in one round trip)."""
+        for wire, message in frames:
+            await self._send(wire, message)
+
     @abstractmethod
     def _is_transient(self, exc: BaseException) -> bool:
         """Whether *exc* is an expected connection failure (logged without traceback)."""
 
     # ---- life cycle --------------------------------------------------------------------
+
+    def add_reconnect_callback(self, callback: Callable[[], object]) -> Callable[[], None]:
+        """Call *callback* each time the broker has reconnected after a lost connection
+        (see :meth:`EventBroker.add_reconnect_callback`); returns its remover."""
+        self._reconnect_callbacks.append(callback)
+
+        def remove() -> None:
+            with contextlib.suppress(ValueError):
+                self._reconnect_callbacks.remove(callback)
+
+        return remove
 
     @property
     def connected(self) -> bool:
@@ -226,6 +257,10 @@ class RemoteBroker(LocalDeliveryBroker):
 
     # ---- publishing --------------------------------------------------------------------
 
+    #: The longest message (in characters; the JSON is ASCII) that packs several events.
+    #: Larger batches are split; a single event larger than this is sent on its own.
+    _batch_limit = 256 * 1024
+
     async def publish(self, event: Event) -> None:
         """Send *event* to every node on the channel, this one included.
 
@@ -237,43 +272,66 @@ class RemoteBroker(LocalDeliveryBroker):
             SerializationError: when the event holds a value that JSON cannot carry
                 (only possible for event classes defined outside horae).
         """
-        try:
-            message = encode_event(event, self._origin)
-        except (TypeError, ValueError) as exc:
-            raise SerializationError(
-                f"cannot send {type(event).__name__} to other nodes: {exc}; the fields of "
-                f"an event must be JSON values, datetimes, UUIDs or JobOutcome members"
-            ) from exc
+        await self._publish((event,))
+
+    async def publish_many(self, events: Iterable[Event]) -> None:
+        """Send *events*, in order, to every node on the channel, this one included,
+        packed into as few messages as the server allows and sent in one round trip.
+
+        Returns once this node's subscribers have had them all; never raises on
+        connection trouble (as :meth:`publish`).
+
+        Raises:
+            SerializationError: when an event holds a value that JSON cannot carry
+                (then none of them is sent).
+        """
+        batch = tuple(events)
+        if batch:
+            await self._publish(batch)
+
+    async def _publish(self, events: Sequence[Event]) -> None:
+        texts = [_encode_body(event) for event in events]
         if not self._connected:
-            self._note_unsent(event)
-            self.deliver(event)
+            for event in events:
+                self._note_unsent(event)
+                self.deliver(event)
             return
-        wire = self._frame(message)
-        pending = _Pending(event)
-        # Registered before sending: the echo may be handled before _send returns.
-        self._pending.setdefault(wire, deque()).append(pending)
+        frames = [
+            (self._frame(message), message, chunk)
+            for message, chunk in _pack(events, texts, self._origin, self._batch_limit)
+        ]
+        # Registered before sending: an echo may be handled before _send returns.
+        pendings = []
+        for wire, _message, chunk in frames:
+            pending = _Pending(chunk)
+            self._pending.setdefault(wire, deque()).append(pending)
+            pendings.append((wire, pending))
         sent = False
         try:
             with anyio.fail_after(self.publish_timeout):
                 try:
-                    await self._send(wire, message)
+                    await self._send_many([(wire, message) for wire, message, _ in frames])
                 except Exception as exc:
-                    self._log_send_failure(event, exc)
+                    self._log_send_failure(events, exc)
                     return
                 sent = True
-                await pending.echoed.wait()
+                for _wire, pending in pendings:
+                    await pending.echoed.wait()
         except TimeoutError:
             if not sent:
-                self._log_send_failure(event, TimeoutError())
-            elif not pending.delivered:
-                # The server took the event but did not send it back: the listening
+                self._log_send_failure(events, TimeoutError())
+            elif not all(pending.delivered for _wire, pending in pendings):
+                # The server took the events but did not send them back: the listening
                 # connection is probably dead without knowing it. Start over.
                 self._restart_listening(
-                    f"{type(event).__name__} did not come back within {self.publish_timeout:g} s"
+                    f"{_describe_events(events)} did not come back within "
+                    f"{self.publish_timeout:g} s"
                 )
         finally:
-            # Deliver here if the echo did not (failure, timeout, cancellation, stop).
-            self._settle(wire, pending)
+            # Deliver here what the echoes did not (failure, timeout, cancellation,
+            # stop), in order.
+            for wire, pending in pendings:
+                self._settle(wire, pending)
 
     def _settle(self, wire: str, pending: _Pending) -> None:
         if pending.delivered:
@@ -284,7 +342,8 @@ class RemoteBroker(LocalDeliveryBroker):
             if not waiting:
                 del self._pending[wire]
         pending.delivered = True
-        self.deliver(pending.event)
+        for event in pending.events:
+            self.deliver(event)
 
     def _give_up_echoes(self) -> None:
         """Release every publisher still waiting for an echo (they deliver locally)."""
@@ -304,11 +363,11 @@ class RemoteBroker(LocalDeliveryBroker):
             )
         self._logger.debug("%s delivered to this process only", type(event).__name__)
 
-    def _log_send_failure(self, event: Event, exc: BaseException) -> None:
+    def _log_send_failure(self, events: Sequence[Event], exc: BaseException) -> None:
         self._logger.warning(
-            "could not publish %s to %s (%s); it was delivered to this process only "
+            "could not publish %s to %s (%s); delivered to this process only "
             "(other nodes find the work by polling)",
-            type(event).__name__,
+            _describe_events(events),
             self._server,
             _describe(exc, self.publish_timeout),
         )
@@ -325,23 +384,25 @@ class RemoteBroker(LocalDeliveryBroker):
         if not waiting:
             del self._pending[wire]
         pending.delivered = True
-        self.deliver(pending.event)
+        for event in pending.events:
+            self.deliver(event)
         pending.echoed.set()
         return True
 
     def _receive(self, wire: str) -> None:
-        """Deliver the event in *wire* (an encoded message) unless it is this node's."""
+        """Deliver the events in *wire* (an encoded message) unless it is this node's."""
         if self._take_echo(wire):
             return
         try:
-            origin, event = decode_event(wire)
+            origin, events = _decode(wire)
         except DeserializationError as exc:
             # Another program on the channel, or an event class this version lacks.
             self._logger.warning("ignored a message on %s: %s", self._server, exc)
             return
         if origin != self._origin:
-            self.deliver(event)
-        # else: a late echo; its publisher has already delivered the event here
+            for event in events:
+                self.deliver(event)
+        # else: a late echo; its publisher has already delivered the events here
 
     # ---- staying connected -------------------------------------------------------------
 
@@ -413,7 +474,92 @@ class RemoteBroker(LocalDeliveryBroker):
                 self._server,
                 attempt,
             )
+            for callback in list(self._reconnect_callbacks):
+                self._call_reconnect_callback(callback)
             return
+
+    def _call_reconnect_callback(self, callback: Callable[[], object]) -> None:
+        try:
+            callback()
+        except Exception:
+            self._logger.exception("a reconnect callback of %s failed", self._server)
+
+
+def _encode_body(event: Event) -> str:
+    """The JSON text of *event* alone (without the origin)."""
+    try:
+        return json.dumps(event.to_dict(), separators=(",", ":"))
+    except (TypeError, ValueError) as exc:
+        raise SerializationError(
+            f"cannot send {type(event).__name__} to other nodes: {exc}; the fields of "
+            f"an event must be JSON values, datetimes, UUIDs or JobOutcome members"
+        ) from exc
+
+
+def _pack(
+    events: Sequence[Event], texts: Sequence[str], origin: str, limit: int
+) -> list[tuple[str, Sequence[Event]]]:
+    """Pack the events (with their JSON *texts*) into messages of at most *limit*
+    characters where possible: ``(message, events)`` pairs, in order.
+
+    A message with one event has the form of :func:`encode_event`; a message with
+    several is ``{"origin": ..., "events": [...]}``.
+    """
+    if len(events) == 1:
+        return [(_single(origin, texts[0]), events)]
+    head = f'{{"origin":{json.dumps(origin)},"events":['
+    overhead = len(head) + 2  # "]}"
+    packed: list[tuple[str, Sequence[Event]]] = []
+    first, size = 0, overhead
+    for index, text in enumerate(texts):
+        if index > first and size + 1 + len(text) > limit:
+            packed.append(_message(head, origin, events, texts, first, index))
+            first, size = index, overhead
+        size += len(text) + (1 if index > first else 0)
+    packed.append(_message(head, origin, events, texts, first, len(texts)))
+    return packed
+
+
+def _message(
+    head: str, origin: str, events: Sequence[Event], texts: Sequence[str], start: int, stop: int
+) -> tuple[str, Sequence[Event]]:
+    if stop - start == 1:
+        return _single(origin, texts[start]), events[start:stop]
+    return head + ",".join(texts[start:stop]) + "]}", events[start:stop]
+
+
+def _single(origin: str, text: str) -> str:
+    # exactly what encode_event makes, without encoding the event twice
+    return f'{{"origin":{json.dumps(origin)},"event":{text}}}'
+
+
+def _decode(payload: str) -> tuple[str, list[Event]]:
+    """Decode a message of :func:`_pack` (or :func:`encode_event`) into ``(origin,
+    events)``.
+
+    Raises:
+        DeserializationError: the payload is not a well-formed event message.
+    """
+    try:
+        message: Any = json.loads(payload)
+        origin = message["origin"]
+        if "events" in message:
+            events = [Event.from_dict(item) for item in message["events"]]
+        else:
+            events = [Event.from_dict(message["event"])]
+    except DeserializationError:
+        raise
+    except (ValueError, TypeError, KeyError) as exc:
+        raise DeserializationError(f"malformed event message {payload!r}: {exc}") from exc
+    if not isinstance(origin, str):
+        raise DeserializationError(f"malformed event message {payload!r}: origin is not a str")
+    return origin, events
+
+
+def _describe_events(events: Sequence[Event]) -> str:
+    if len(events) == 1:
+        return type(events[0]).__name__
+    return f"{len(events)} events ({', '.join(sorted({type(e).__name__ for e in events}))})"
 
 
 def _describe(exc: BaseException, timeout: float) -> str:

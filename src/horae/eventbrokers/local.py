@@ -30,3 +30,16 @@ class LocalEventBroker(LocalDeliveryBroker):
     async def publish(self, event: Event) -> None:
         """Deliver *event* to this process's subscribers (the only node there is)."""
         self.deliver(event)
+
+
+def local_only(broker: object) -> LocalEventBroker | None:
+    """*broker* if its ``publish`` is exactly :meth:`LocalEventBroker.publish` (events
+    reach this process's subscribers and nobody else), else ``None``.
+
+    Data stores use it to skip building events that no subscriber wants
+    (:meth:`~LocalDeliveryBroker.has_subscribers`); a subclass that overrides
+    ``publish`` (to send events elsewhere, or to record them) gets every event.
+    """
+    if isinstance(broker, LocalEventBroker) and type(broker).publish is LocalEventBroker.publish:
+        return broker
+    return None

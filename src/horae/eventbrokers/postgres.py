@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -26,6 +27,10 @@ _REF_PREFIX = "horae-ref:"
 _DISCONNECT_TIMEOUT = 2.0
 
 _NOTIFY = "SELECT pg_notify($1, $2)"
+# Several notifications in one statement (one round trip, one transaction), sent in the
+# array's order. PostgreSQL folds identical payloads of one transaction into one, so
+# the payloads of one statement must differ (see _send_many).
+_NOTIFY_MANY = "SELECT pg_notify($1, payload) FROM unnest($2::text[]) AS payload"
 # One statement, so one transaction: the notification goes out at commit, when the row
 # is visible to the receivers. Rows older than the retention go in the same statement,
 # so the table stays as small as the events of the last couple of minutes.
@@ -46,8 +51,9 @@ CREATE UNLOGGED TABLE IF NOT EXISTS {table} (
 )
 """
 # Lets operators (and the outage tests) tell the listening connection from the others:
-# the DSN's application_name (or "horae") followed by " listener". The pool's reset on
-# release (RESET ALL) restores the original name.
+# the DSN's application_name (or "horae") followed by " listener". The broker's own pool
+# does not reset released connections (see open_pool), so _disconnect resets this one
+# (RESET ALL restores the original name) before handing it back.
 _NAME_LISTENER = (
     "SELECT set_config('application_name', "
     "left(current_setting('application_name'), 54) || ' listener', false)"
@@ -230,22 +236,49 @@ class PostgresEventBroker(RemoteBroker):
                             # asyncpg warns when a connection that still listens goes
                             # back to the pool
                             await conn.remove_listener(self.channel, callbacks[0])
+                            if self._dsn is not None:
+                                # our pool skips the reset on release; this connection
+                                # changed its application_name (a pool passed in
+                                # resets it as its owner configured)
+                                await conn.reset()
                     except Exception:
                         broken = True
             if broken and not conn.is_closed():
                 conn.terminate()  # the pool opens a fresh connection when needed
-            # Releasing resets the connection (UNLISTEN *, RESET ALL) for the pool; a
-            # terminated connection was released already, and this does nothing.
+            # A terminated connection was released already, and this does nothing.
             await pool.release(conn, timeout=_DISCONNECT_TIMEOUT)
         except Exception as exc:
             self._logger.debug("dropped the listening connection uncleanly: %r", exc)
 
     # ---- sending and receiving ---------------------------------------------------------
 
+    #: Batches are packed into notifications that NOTIFY takes (see RemoteBroker).
+    _batch_limit = NOTIFY_LIMIT - 1
+
     def _frame(self, message: str) -> str:
         if len(message.encode("utf-8")) < NOTIFY_LIMIT:
             return message
         return f"{_REF_PREFIX}{self._origin}:{uuid4()}"
+
+    async def _send_many(self, frames: Sequence[tuple[str, str]]) -> None:
+        # Runs of inline notifications go out in one statement each; a large event
+        # (stored in the payload table) takes a statement of its own, in its place.
+        pool = self._pool
+        assert pool is not None
+        run: list[str] = []
+        for wire, message in [*frames, ("", "")]:
+            if wire and not wire.startswith(_REF_PREFIX) and wire not in run:
+                run.append(wire)
+                continue
+            if len(run) == 1:
+                await pool.execute(_NOTIFY, self.channel, run[0])
+            elif run:
+                await pool.execute(_NOTIFY_MANY, self.channel, run)
+            run = []
+            if wire.startswith(_REF_PREFIX):
+                await self._send(wire, message)
+            elif wire:
+                run.append(wire)  # equal to one in the run just sent: a new statement
 
     async def _send(self, wire: str, message: str) -> None:
         pool = self._pool

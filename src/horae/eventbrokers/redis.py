@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from urllib.parse import urlsplit
 
 import anyio
@@ -12,7 +13,8 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from horae._exceptions import ConfigurationError
-from horae.datastores._redis_client import describe_server, is_transient, redact
+from horae._store_urls import hide_password, mask_url
+from horae.datastores._redis_client import describe_server, is_transient
 
 from ._remote import RemoteBroker
 
@@ -88,7 +90,7 @@ class RedisEventBroker(RemoteBroker):
         if isinstance(url_or_client, str):
             if urlsplit(url_or_client).scheme not in ("redis", "rediss", "unix"):
                 raise ConfigurationError(
-                    f"invalid Redis URL {redact(url_or_client)!r}: it must start with "
+                    f"invalid Redis URL {mask_url(url_or_client)!r}: it must start with "
                     f"redis://, rediss:// or unix://"
                 )
             self._url = url_or_client
@@ -104,13 +106,13 @@ class RedisEventBroker(RemoteBroker):
         self._pubsub: PubSub | None = None
 
     def __repr__(self) -> str:
-        target = repr(redact(self._url)) if self._url is not None else "<client>"
+        target = repr(mask_url(self._url)) if self._url is not None else "<client>"
         return f"{type(self).__name__}({target}, channel={self.channel!r})"
 
     @property
     def _server(self) -> str:
         client = self._client or self._user_client
-        where = describe_server(client) if client is not None else redact(self._url or "")
+        where = describe_server(client) if client is not None else mask_url(self._url or "")
         return f"Redis at {where}, channel {self.channel!r}"
 
     def _is_transient(self, exc: BaseException) -> bool:
@@ -136,7 +138,10 @@ class RedisEventBroker(RemoteBroker):
                 socket_timeout=self.publish_timeout,
             )
         except ValueError as exc:
-            raise ConfigurationError(f"invalid Redis URL {redact(self._url)!r}: {exc}") from exc
+            detail = hide_password(str(exc), self._url)
+            raise ConfigurationError(
+                f"invalid Redis URL {mask_url(self._url)!r}: {detail}"
+            ) from exc
 
     async def _close(self) -> None:
         client, self._client = self._client, None
@@ -200,6 +205,17 @@ class RedisEventBroker(RemoteBroker):
     async def _send(self, wire: str, message: str) -> None:
         assert self._client is not None
         await self._client.publish(self.channel, wire)
+
+    async def _send_many(self, frames: Sequence[tuple[str, str]]) -> None:
+        # one round trip for every message of a batch (a pipeline, not a transaction)
+        assert self._client is not None
+        if len(frames) == 1:
+            await self._send(*frames[0])
+            return
+        async with self._client.pipeline(transaction=False) as pipe:
+            for wire, _message in frames:
+                pipe.publish(self.channel, wire)
+            await pipe.execute()
 
 
 def _check_channel(channel: object) -> str:

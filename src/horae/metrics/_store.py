@@ -323,9 +323,19 @@ class InstrumentedDataStore(DataStore):
             self._metrics.lease_renewals.add(len(asked - kept), result="lost")
         return kept
 
-    async def release_job(self, scheduler_id: str, result: JobResult) -> bool:
+    async def release_job(
+        self, scheduler_id: str, result: JobResult, *, retry_at: datetime | None = None
+    ) -> bool:
         with self._timed("release_job"):
-            return await self._store.release_job(scheduler_id, result)
+            return await self._store.release_job(scheduler_id, result, retry_at=retry_at)
+
+    async def cancel_job(self, job_id: UUID, now: datetime) -> Job | None:
+        with self._timed("cancel_job"):
+            return await self._store.cancel_job(job_id, now)
+
+    async def get_schedule_jobs(self, schedule_ids: Iterable[str]) -> list[Job]:
+        with self._timed("get_schedule_jobs"):
+            return await self._store.get_schedule_jobs(schedule_ids)
 
     async def get_next_job_time(self) -> datetime | None:
         with self._timed("get_next_job_time"):

@@ -46,7 +46,7 @@ Field mapping:
   time, ``start_deadline`` time, ``job_executor`` str, ``max_running_jobs`` int,
   ``job_timeout`` seconds, ``retry`` json, ``attempt`` int, ``result_expiration_time``
   seconds, ``created_at`` time, ``metadata`` payload, ``acquired_by`` str,
-  ``acquired_until`` time, ``started_at`` time.
+  ``acquired_until`` time, ``started_at`` time, ``cancel_requested`` bool.
 * **JobResult** -- ``job_id`` uuid, ``task_id`` str, ``schedule_id`` str,
   ``scheduled_fire_time`` time, ``outcome`` enum, ``started_at`` time, ``finished_at``
   time, ``expires_at`` time, ``attempt`` int, ``return_value`` payload, ``exception``
@@ -110,6 +110,7 @@ from ._jsoncodec import (
     retry_policy_to_state,
     seconds_to_duration,
 )
+from .json import JSONSerializer
 
 __all__ = [
     "TIME_ZONES",
@@ -192,6 +193,7 @@ JOB_FIELDS: Mapping[str, str] = {
     "acquired_by": "str",
     "acquired_until": "time",
     "started_at": "time",
+    "cancel_requested": "bool",
     TIME_ZONES: "json",
 }
 JOB_RESULT_FIELDS: Mapping[str, str] = {
@@ -283,10 +285,21 @@ def _to_dict(
     owner = type(obj).__name__
     record: dict[str, Any] = {}
     zones: dict[str, Any] = {}
-    for name, kind in fields.items():
-        if name == TIME_ZONES:
-            continue
+    empties = _JSON_EMPTY_DUMPED if type(serializer) is JSONSerializer else None
+    for name, kind in _plain_fields(fields):
         value = getattr(obj, name)
+        # fast paths for the usual values: plain ones, UTC times, empty payloads
+        if value is None or kind in _AS_IS:
+            record[name] = value
+            continue
+        if kind == "time" and type(value) is datetime and value.tzinfo is timezone.utc:
+            record[name] = value
+            continue
+        if kind == "payload" and empties is not None and not value and name not in lenient:
+            empty = empties.get(type(value))
+            if empty is not None:
+                record[name] = empty
+                continue
         if name in lenient:
             record[name] = None
             with contextlib.suppress(SerializationError):
@@ -299,6 +312,29 @@ def _to_dict(
                 zones[name] = encode_zone(value.tzinfo)
     record[TIME_ZONES] = zones
     return record
+
+
+#: Kinds whose values are stored as they are.
+_AS_IS = frozenset({"str", "int", "bool", "uuid"})
+#: The Python type that a field of each kind holds: a stored value of exactly that type
+#: (and, for times, in UTC) needs no loading.
+_LOADED_TYPES: dict[str, type] = {
+    "str": str,
+    "int": int,
+    "bool": bool,
+    "uuid": UUID,
+    "time": datetime,
+}
+_PLANS: dict[int, tuple[Mapping[str, str], tuple[tuple[str, str], ...]]] = {}
+
+
+def _plain_fields(fields: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
+    """The ``(name, kind)`` pairs of *fields* but the time zones, computed once."""
+    plan = _PLANS.get(id(fields))
+    if plan is None or plan[0] is not fields:
+        pairs = tuple((name, kind) for name, kind in fields.items() if name != TIME_ZONES)
+        plan = _PLANS[id(fields)] = (fields, pairs)
+    return plan[1]
 
 
 # ---- loading ---------------------------------------------------------------------------
@@ -344,6 +380,8 @@ def _load_uuid(value: Any) -> UUID:
 
 
 def _load_time(value: Any) -> datetime:
+    if type(value) is datetime and value.tzinfo is timezone.utc:
+        return value  # what asyncpg and the other drivers usually hand back
     if isinstance(value, bytes):
         value = value.decode("ascii")
     if isinstance(value, str):
@@ -395,7 +433,25 @@ def _load_payload(value: Any, serializer: Serializer) -> Any:
         value = value.tobytes()
     if not isinstance(value, (bytes, bytearray)):
         raise TypeError(f"expected serialized bytes, not {type(value).__name__}")
+    if type(value) is bytes and type(serializer) is JSONSerializer:
+        empty = _JSON_EMPTY.get(value)
+        if empty is not None:
+            return empty()
     return serializer.deserialize(bytes(value))
+
+
+#: How JSONSerializer writes the usual empty args, kwargs and metadata: read back
+#: without parsing (a new object each time, since the caller may own it).
+_JSON_EMPTY: dict[bytes, Callable[[], Any]] = {
+    JSONSerializer().serialize(empty): type(empty) for empty in ((), {}, [])
+}
+#: The other way round (a frozen empty mapping is written as the dict it shows).
+_JSON_EMPTY_DUMPED: dict[type, bytes] = {
+    tuple: JSONSerializer().serialize(()),
+    dict: JSONSerializer().serialize({}),
+    MappingProxyType: JSONSerializer().serialize({}),
+    list: JSONSerializer().serialize([]),
+}
 
 
 _LOADERS: dict[str, Callable[[Any], Any]] = {
@@ -427,8 +483,10 @@ def _restore_zones(values: dict[str, Any], zones: Any) -> None:
     # The zones only choose how an instant is shown (the instant itself always comes
     # from the time field), so a zone that cannot be read leaves that time in UTC
     # rather than making the whole record unreadable.
+    if not zones or zones == "{}":
+        return  # the usual case: every time is in UTC
     with contextlib.suppress(ValueError, TypeError):
-        zones = _load_json(zones) if zones else {}
+        zones = _load_json(zones)
     if not isinstance(zones, Mapping):
         return
     for name, zone in zones.items():
@@ -450,12 +508,15 @@ def _from_dict(
             f"a stored {owner} must be a mapping, not {type(data).__name__}"
         )
     values: dict[str, Any] = {}
-    for name, kind in fields.items():
-        if name == TIME_ZONES:
-            continue
+    for name, kind in _plain_fields(fields):
         value = data.get(name)
         if value is None:
             continue  # the field's default (None for every optional field)
+        if type(value) is _LOADED_TYPES.get(kind) and (
+            kind != "time" or value.tzinfo is timezone.utc
+        ):
+            values[name] = value  # already what the field holds (the usual case)
+            continue
         try:
             values[name] = _load_field(name, kind, value, serializer)
         except Exception as exc:  # drivers hand back many shapes; name the bad field

@@ -91,6 +91,10 @@ class IntervalTrigger(Trigger):
     end_time: datetime | None = attrs.field(eq=utc_key)
     timezone: tzinfo
     exclude: Calendar | None
+    # True when start_time was not given (it is then "now + interval"). Not part of the
+    # value; lets sync_schedules see that a declared trigger without a start time is
+    # the same as the stored one made earlier.
+    _start_defaulted: bool = attrs.field(default=False, eq=False)
 
     def __init__(
         self,
@@ -132,7 +136,17 @@ class IntervalTrigger(Trigger):
         check_exclude(exclude)
         weeks, days, hours, minutes, seconds, microseconds = amounts
         self.__attrs_init__(
-            weeks, days, hours, minutes, seconds, microseconds, first, last, tz, exclude
+            weeks,
+            days,
+            hours,
+            minutes,
+            seconds,
+            microseconds,
+            first,
+            last,
+            tz,
+            exclude,
+            start_time is None,
         )
 
     @property

@@ -346,12 +346,13 @@ class CronTrigger(Trigger):
         syntax = state["syntax"]
         if syntax not in _SYNTAXES:
             raise ValueError(f"unknown cron syntax {syntax!r} (known: {', '.join(_SYNTAXES)})")
-        specs = CRONTAB_SPECS if syntax == "crontab" else KEYWORD_SPECS
-        fields = {}
-        for name in FIELD_NAMES:
-            text = normalize(state["fields"][name], name)
-            parse_field(specs[name], text)
-            fields[name] = canonical(specs[name], text)
+        texts = tuple(state["fields"][name] for name in FIELD_NAMES)
+        if all(type(text) is str for text in texts):
+            # Stores hand back the same few field sets over and over (every schedule
+            # carries its own created_time, so whole states rarely repeat).
+            fields = dict(_checked_fields(syntax, texts))
+        else:
+            fields = dict(_check_fields(syntax, texts))
         tz = timezone_from_key(state["timezone"])
         created = state.get("created_time")
         return _rebuild(
@@ -364,6 +365,20 @@ class CronTrigger(Trigger):
             None if created is None else parse_datetime(created, tz),
         )
 
+
+def _check_fields(syntax: str, texts: tuple[object, ...]) -> tuple[tuple[str, str], ...]:
+    """Validate stored field texts (in FIELD_NAMES order); their canonical forms."""
+    specs = CRONTAB_SPECS if syntax == "crontab" else KEYWORD_SPECS
+    checked = []
+    for name, value in zip(FIELD_NAMES, texts, strict=True):
+        text = normalize(value, name)
+        parse_field(specs[name], text)
+        checked.append((name, canonical(specs[name], text)))
+    return tuple(checked)
+
+
+#: :func:`_check_fields` for str texts, remembered (invalid ones raise every time).
+_checked_fields = functools.lru_cache(maxsize=1024)(_check_fields)
 
 _UTC = timezone.utc
 #: Earlier than any fire time (years start at 1970), in every zone.
