@@ -551,3 +551,22 @@ async def test_sync_schedules_from_many_schedulers_at_once_converges() -> None:
     added = [schedule_id for result in results for schedule_id in result.added]
     assert sorted(added) == sorted(spec.id for spec in specs)
     assert all(not result.updated for result in results)
+
+
+async def test_cancel_reaches_the_running_job_through_the_event() -> None:
+    """With a lease too long to be renewed during the test, only the
+    JobCancellationRequested event can cancel the job (real clock)."""
+
+    async def forever() -> None:
+        await anyio.sleep_forever()
+
+    with anyio.fail_after(TIMEOUT):
+        async with AsyncScheduler(lease_duration=timedelta(minutes=30)) as scheduler:
+            await scheduler.start_in_background()
+            acquired = anyio.Event()
+            scheduler.subscribe(lambda e: acquired.set(), {events.JobAcquired})
+            job_id = await scheduler.add_job(forever, result_expiration_time=60)
+            await acquired.wait()
+            assert await scheduler.cancel_job(job_id)
+            result = await scheduler.get_job_result(job_id)
+            assert result.outcome is JobOutcome.cancelled

@@ -65,6 +65,7 @@ from .eventbrokers._base import EventBroker, Subscription
 from .events import (
     Event,
     JobAdded,
+    JobCancellationRequested,
     JobReleased,
     ScheduleAdded,
     ScheduleUnpaused,
@@ -84,7 +85,7 @@ RUN_JOB_RESULT_EXPIRATION = timedelta(minutes=15)
 
 _WAKE_EVENTS = (
     TaskAdded, TaskUpdated, TaskRemoved, ScheduleAdded, ScheduleUpdated, ScheduleUnpaused,
-    JobAdded, JobReleased,
+    JobAdded, JobReleased, JobCancellationRequested,
 )  # fmt: skip
 
 

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 
 import anyio
 
-from ._clock import Clock
+from ._clock import Clock, SystemClock
 
 #: How soon a loop looks again when its store reports work that is already due but that
 #: the loop did not get: it came due while the loop was reading the store (common when
@@ -46,21 +46,48 @@ def earliest(*times: datetime | None) -> datetime | None:
     return min(present) if present else None
 
 
+#: The longest single sleep on the system clock: a wall-clock jump (NTP step, suspend and
+#: resume) is noticed within this time, as in ``SystemClock.sleep_until``.
+_MAX_SLEEP = 3600.0
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
 class Wakeup:
     """Sleep until a deadline (on the injected clock) or until woken.
 
     A wake-up that arrives while the loop is busy (between two waits) is remembered, so
     the next :meth:`wait` returns at once: an event that arrives just after the loop
     read the store is never lost.
+
+    On the real clock (:class:`SystemClock`) a wait is a bare asyncio future plus a
+    timer, and a wake-up resolves the future: one loop iteration, no cancellation. On
+    other clocks (a ``FakeClock`` in tests) it sleeps with ``clock.sleep_until`` in a
+    cancel scope that a wake-up cancels.
     """
 
-    __slots__ = ("_cancelling", "_clock", "_deadline", "_flag", "_loop", "_pending", "_scope")
+    __slots__ = (
+        "_cancelling",
+        "_clock",
+        "_deadline",
+        "_flag",
+        "_future",
+        "_loop",
+        "_pending",
+        "_scope",
+        "_waiting",
+    )
 
     def __init__(self, clock: Clock) -> None:
         self._clock = clock
         self._flag = False
         self._pending: datetime | None = None
         self._deadline: datetime | None = None
+        self._waiting = False
+        self._future: asyncio.Future[None] | None = None
         self._scope: anyio.CancelScope | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._cancelling = False
@@ -72,13 +99,17 @@ class Wakeup:
 
     def wake_at(self, when: datetime) -> None:
         """Make the current (or next) wait end no later than *when*."""
-        if self._scope is None:
+        if not self._waiting:
             self._pending = earliest(self._pending, when)
         elif self._deadline is None or when < self._deadline:
             self._deadline = when
             self._interrupt()  # re-sleep with the earlier deadline
 
     def _interrupt(self) -> None:
+        future = self._future
+        if future is not None:
+            _resolve(future)
+            return
         # Cancel the sleeping scope from a loop callback rather than from the caller:
         # called inside a task, anyio's CancelScope.cancel() formats repr(task) into its
         # cancel reason, which costs more than the rest of a wake-up. Many wake-ups
@@ -107,22 +138,53 @@ class Wakeup:
             self._deadline = None
             return
         self._loop = asyncio.get_running_loop()
+        self._waiting = True
         try:
-            while not self._flag:
-                with new_cancel_scope() as scope:
-                    self._scope = scope
-                    self._cancelling = False
-                    if self._deadline is None:
-                        await anyio.sleep_forever()
-                    else:
-                        await self._clock.sleep_until(self._deadline)
-                        return
-                # cancelled by set() (the loop ends) or wake_at() (it sleeps again)
+            if type(self._clock) is SystemClock:
+                await self._wait_on_loop(self._loop)
+            else:
+                await self._wait_in_scope()
         finally:
             self._flag = False
+            self._waiting = False
+            self._future = None
             self._scope = None
             self._cancelling = False
             self._deadline = None
+
+    async def _wait_on_loop(self, loop: asyncio.AbstractEventLoop) -> None:
+        clock = self._clock
+        while not self._flag:
+            timer = None
+            if self._deadline is not None:
+                delay = (self._deadline - clock.now()).total_seconds()
+                if delay <= 0:
+                    return
+                future = self._future = loop.create_future()
+                timer = loop.call_later(min(delay, _MAX_SLEEP), _resolve, future)
+            else:
+                future = self._future = loop.create_future()
+            try:
+                await future
+            finally:
+                self._future = None
+                if timer is not None:
+                    timer.cancel()
+            # woken by set() (the loop ends), by wake_at() (it sleeps again with the
+            # earlier deadline) or by the timer (the deadline check above returns)
+
+    async def _wait_in_scope(self) -> None:
+        while not self._flag:
+            with new_cancel_scope() as scope:
+                self._scope = scope
+                self._cancelling = False
+                if self._deadline is None:
+                    await anyio.sleep_forever()
+                else:
+                    await self._clock.sleep_until(self._deadline)
+                    return
+            self._scope = None
+            # cancelled by set() (the loop ends) or wake_at() (it sleeps again)
 
 
 async def wait_for_event(event: anyio.Event, clock: Clock, deadline: datetime | None) -> bool:

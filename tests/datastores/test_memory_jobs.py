@@ -104,12 +104,13 @@ class JobQueueMachine(RuleBasedStateMachine):
             acquired.append(job.job_id)
         return _Outcome(acquired, abandoned, missed)
 
-    def _acquire_both(self, node: str, now: datetime, limit: int) -> None:
+    def _acquire_both(self, node: str, now: datetime, limit: int) -> int:
         expected = self._reference_acquire(node, now, limit)
         acquired, abandoned, missed = self.queue.acquire(node, now, LEASE, limit)
         assert [job.id for job in acquired] == expected.acquired
         assert {job.id for job in abandoned} == expected.abandoned
         assert {job.id for job in missed} == expected.missed
+        return len(acquired)
 
     # ---- rules ----------------------------------------------------------------------
 
@@ -149,10 +150,10 @@ class JobQueueMachine(RuleBasedStateMachine):
 
     @rule(node=NODES, limit=st.integers(0, 6))
     def acquire(self, node: str, limit: int) -> None:
-        self._acquire_both(node, self.now, limit)
-        if limit == 6:
-            # Everything startable was taken or found blocked: the next time must lie in
-            # the future, or a worker that sleeps until it would spin.
+        if self._acquire_both(node, self.now, limit) < limit:
+            # Fewer than asked for: everything startable was taken or found blocked, so
+            # the next time must lie in the future, or a worker that sleeps until it
+            # would spin.
             next_time = self.queue.next_time()
             assert next_time is None or next_time > self.now
 

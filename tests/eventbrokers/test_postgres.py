@@ -38,7 +38,7 @@ from eventbrokers._broker_helpers import (
 from horae._contract_broker import EventRecorder, sample_event
 from horae._exceptions import ConfigurationError, EventBrokerError
 from horae.eventbrokers import PostgresEventBroker
-from horae.events import JobReleased
+from horae.events import Event, JobReleased
 from horae.testing import EventBrokerContract
 
 SERVER = urlsplit(DSN)
@@ -214,7 +214,7 @@ async def test_a_batch_travels_in_few_notifications_in_order(
         here, there = EventRecorder(), EventRecorder()
         first.subscribe(here)
         second.subscribe(there)
-        batch = [task_added(n) for n in range(150)]
+        batch: list[Event] = [task_added(n) for n in range(150)]
         batch += [big_event(150), task_added(0), task_added(0)]
         batch += [task_added(n) for n in range(151, 300)]
         await first.publish_many(batch)
@@ -239,6 +239,7 @@ async def test_the_store_pool_does_not_reset_connections_but_the_listener_is_res
         )
         assert f"{app} listener" in [row[0] for row in names]
         pool = broker._pool
+        assert pool is not None
         await broker._disconnect(broken=False)
         # the same connection is handed out again: it listens no more, under its name
         async with pool.acquire() as conn:

@@ -58,7 +58,7 @@ async def asleep_without_deadline(scheduler: AsyncScheduler) -> None:
     reconnection): it looks at the store no more by itself."""
     wakeup = scheduler._runtime._worker.wakeup  # type: ignore[union-attr]
     # internal state with no event to wait on, so poll it
-    while wakeup._scope is None or wakeup._deadline is not None:  # noqa: ASYNC110
+    while not wakeup._waiting or wakeup._deadline is not None:  # noqa: ASYNC110
         await anyio.sleep(0.001)
 
 

@@ -253,7 +253,7 @@ async def test_a_batch_arrives_whole_and_in_order(make: Callable[..., RedisEvent
     """publish_many sends a batch in one round trip (in several messages when it is
     large); every node, this one included, gets each event once, in order."""
     first, second = make(), make()
-    first._batch_limit = 2_000  # type: ignore[misc]  # several messages for this batch
+    first._batch_limit = 2_000  # several messages for this batch
     async with started(first, second):
         here, there = EventRecorder(), EventRecorder()
         first.subscribe(here)

@@ -61,7 +61,9 @@ def declared(version: int) -> list[ScheduleSpec]:
     (args, kwargs, metadata, policies, durations, several trigger kinds).
     """
     steady = [
-        ScheduleSpec(id="steady-cron", func=noop, trigger=CronTrigger(minute="*/7", timezone="UTC")),
+        ScheduleSpec(
+            id="steady-cron", func=noop, trigger=CronTrigger(minute="*/7", timezone="UTC")
+        ),
         ScheduleSpec(
             id="steady-args", func=noop, trigger=IntervalTrigger(hours=5, start_time=FAR),
             args=(1, "two", [3.5, None], {"k": True}),
@@ -114,7 +116,8 @@ def _write_atomically(path: Path, data: dict[str, Any]) -> None:
 
 
 async def _barrier(path: Path) -> None:
-    while not path.exists():  # noqa: ASYNC110 - another process creates it
+    barrier = anyio.Path(path)
+    while not await barrier.exists():  # noqa: ASYNC110 - another process creates it
         await anyio.sleep(0.002)
 
 

@@ -120,7 +120,7 @@ woken AS (
 unpaused AS (
     UPDATE {s}.schedules AS t
     SET paused = false, pause_reason = NULL, paused_until = NULL
-    FROM woken WHERE t.id = woken.id
+    FROM woken WHERE t.id = woken.id AND t.id = ANY(ARRAY(SELECT id FROM woken))
     RETURNING {columns}, true AS was_paused
 ),
 acquired AS (
@@ -128,6 +128,9 @@ acquired AS (
     SET acquired_by = $1, acquired_until = $3,
         paused = false, pause_reason = NULL, paused_until = NULL
     FROM chosen WHERE t.id = chosen.id
+        -- as an array too, so that the rows are found by the primary key (a join on the
+        -- CTE alone is planned as a scan of every schedule once there are thousands)
+        AND t.id = ANY(ARRAY(SELECT id FROM chosen))
     RETURNING {columns}, chosen.was_paused
 )
 SELECT *, true AS acquired FROM acquired
@@ -318,7 +321,7 @@ locked AS (
 ),
 acquired AS (
     UPDATE {s}.jobs AS j SET acquired_by = $1, acquired_until = $3, started_at = $2
-    FROM locked WHERE j.id = locked.id
+    FROM locked WHERE j.id = locked.id AND j.id = ANY(ARRAY(SELECT id FROM locked))
     RETURNING {", ".join(f"j.{c}" for c in JOB_COLUMNS)}, j.seq
 )
 SELECT {_JOB_LIST}, seq, NULL::text AS outcome, NULL::timestamptz AS retry_at FROM acquired

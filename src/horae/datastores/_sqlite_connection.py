@@ -69,8 +69,12 @@ def _open_error(database: str, exc: sqlite3.Error) -> DataStoreError:
     )
 
 
-def connect(database: str, busy_timeout: float) -> tuple[sqlite3.Connection, str]:
+def connect(
+    database: str, busy_timeout: float, synchronous: str = "FULL"
+) -> tuple[sqlite3.Connection, str]:
     """Open the database, switch it to WAL and create or check the schema.
+
+    *synchronous* is ``"FULL"`` or ``"NORMAL"`` (see ``SQLiteDataStore``).
 
     Returns the connection and its journal mode. Raises DataStoreError for a path that
     cannot be opened, transient errors (locked) as they are, for the Retrier.
@@ -91,8 +95,10 @@ def connect(database: str, busy_timeout: float) -> tuple[sqlite3.Connection, str
         conn.row_factory = dict_row
         mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()["journal_mode"]
         # FULL: a transaction that COMMIT acknowledged survives a power cut, not only a
-        # crash of this process (WAL with NORMAL may lose the last few on power loss).
-        conn.execute("PRAGMA synchronous = FULL")
+        # crash of this process (WAL with NORMAL may lose the last few on power loss,
+        # never the database's consistency; the caller may choose that for speed).
+        level = "NORMAL" if synchronous == "NORMAL" else "FULL"
+        conn.execute(f"PRAGMA synchronous = {level}")
         create_or_check_schema(conn, database)
     except BaseException as exc:
         conn.close()
@@ -112,9 +118,10 @@ class SQLiteThread:
     connection is never left inside a transaction.
     """
 
-    def __init__(self, database: str, busy_timeout: float) -> None:
+    def __init__(self, database: str, busy_timeout: float, synchronous: str = "FULL") -> None:
         self._database = database
         self._busy_timeout = busy_timeout
+        self._synchronous = synchronous
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="horae-sqlite")
         self._conn: sqlite3.Connection | None = None
 
@@ -124,7 +131,7 @@ class SQLiteThread:
 
     def _open(self) -> str:
         self._close()  # a retried open starts afresh
-        self._conn, mode = connect(self._database, self._busy_timeout)
+        self._conn, mode = connect(self._database, self._busy_timeout, self._synchronous)
         return mode
 
     async def call(self, func: Callable[..., _T], *args: Any) -> _T:

@@ -329,6 +329,8 @@ class MemoryDataStore(DataStore):
     ) -> list[Job]:
         broker = self._started()
         acquired, abandoned, missed = self._jobs.acquire(scheduler_id, now, lease_duration, limit)
+        if not (acquired or abandoned or missed):
+            return acquired  # nothing happened, nothing to publish (a frequent round)
         events: list[Event] = [self._end_abandoned(job, now) for job in abandoned]
         events += [
             self._end_job(job, JobOutcome.missed_start_deadline, now, None) for job in missed

@@ -39,62 +39,131 @@ def _settle(future: asyncio.Future[Any], value: Any, failure: BaseException | No
         future.set_exception(failure)
 
 
-class _Threads:
-    """The worker threads of one executor: each idle thread waits on its own queue.
+class _Item:
+    """One job handed to the threads; ``state`` is set by the thread that takes it."""
 
-    A job goes to an idle thread, or to a new one when none is idle; how many run at
-    once is limited on the event loop side (per job, by the executor's semaphore), so
-    an abandoned thread never holds a slot: it finishes unobserved and then becomes
-    idle again. Threads are daemons, so a job that never returns cannot keep the
-    process alive. ``close`` ends the idle threads and makes busy ones end when done.
+    __slots__ = ("call", "context", "future", "loop", "state")
+
+    QUEUED, RUNNING, DONE = 0, 1, 2
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        future: asyncio.Future[Any],
+        context: contextvars.Context,
+        call: Callable[[], Any],
+    ) -> None:
+        self.loop = loop
+        self.future = future
+        self.context = context
+        self.call = call
+        self.state = _Item.QUEUED
+
+
+class _Threads:
+    """The worker threads of one executor: *size* threads that take jobs from one queue.
+
+    At most *size* jobs run at once because *size* threads take them, one at a time, in
+    order; a thread that finishes a job takes the next at once, without a round trip
+    through the event loop. A job whose awaiting task is cancelled while it still waits
+    in the queue is skipped. One cancelled while it runs is *abandoned*: a new thread
+    takes its place at once (so the pool keeps *size* threads for other jobs), and the
+    abandoned thread ends when its job returns. Threads start when jobs need them and
+    are daemons, so a job that never returns cannot keep the process alive.
+
+    Results go back to each event loop in batches: the first result of a batch
+    schedules one callback on the loop (``call_soon_threadsafe`` writes to the loop's
+    wake-up pipe, a system call), and results that arrive before it runs join it.
+    ``close`` ends the threads once the jobs queued before it are done.
     """
 
-    __slots__ = ("_closed", "_idle", "_lock")
+    __slots__ = ("_closed", "_done", "_inbox", "_lock", "_retiring", "_size", "_threads")
 
-    def __init__(self) -> None:
-        self._idle: list[queue.SimpleQueue[Any]] = []
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._inbox: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
         self._lock = threading.Lock()
+        self._threads = 0  # threads started and not yet ended
+        self._retiring = 0  # abandoned threads that end after their job
         self._closed = False
+        #: per event loop: results not yet handed to it (absent: no callback pending)
+        self._done: dict[asyncio.AbstractEventLoop, list[Any]] = {}
 
-    def submit(self, item: Any) -> None:
+    def submit(self, item: _Item) -> None:
+        self._inbox.put(item)
         with self._lock:
-            inbox = self._idle.pop() if self._idle else None
-        if inbox is None:
-            inbox = queue.SimpleQueue()
-            thread = threading.Thread(
-                target=self._work, args=(inbox,), name="horae job thread", daemon=True
-            )
-            thread.start()
-        inbox.put(item)
+            start = self._threads - self._retiring < self._size
+            if start:
+                self._threads += 1
+        if start:
+            threading.Thread(target=self._work, name="horae job thread", daemon=True).start()
 
-    def _work(self, inbox: queue.SimpleQueue[Any]) -> None:
+    def abandon(self, item: _Item) -> None:
+        """*item*'s future was cancelled: if a thread runs it, that thread ends after it
+        and another takes over (a queued one is skipped, see _work)."""
+        with self._lock:
+            if item.state != _Item.RUNNING:
+                return
+            self._retiring += 1
+            if self._closed:
+                return
+            self._threads += 1
+        threading.Thread(target=self._work, name="horae job thread", daemon=True).start()
+
+    def _work(self) -> None:
+        inbox = self._inbox
         while True:
             item = inbox.get()
             if item is None:
-                return
-            loop, future, context, call = item
-            del item
+                break
+            with self._lock:  # against running(): started, or skipped as cancelled
+                if item.future.cancelled():
+                    continue  # cancelled while it waited: never started
+                item.state = _Item.RUNNING
             value: Any = None
             failure: BaseException | None = None
             try:
-                value = context.run(call)
+                value = item.context.run(item.call)
             except BaseException as exc:  # handed to the awaiting task
                 failure = exc
-            # RuntimeError: the event loop is closed; nobody waits for this job any more
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(_settle, future, value, failure)
-            del loop, future, context, call, value, failure
+            item.state = _Item.DONE
+            self._post(item.loop, (item.future, value, failure))
+            del item, value, failure
             with self._lock:
-                if self._closed:
+                if self._retiring:
+                    # the pool has one thread too many since a job was abandoned
+                    self._retiring -= 1
+                    self._threads -= 1
                     return
-                self._idle.append(inbox)
+        with self._lock:
+            self._threads -= 1
+
+    def _post(self, loop: asyncio.AbstractEventLoop, result: Any) -> None:
+        with self._lock:
+            batch = self._done.get(loop)
+            if batch is not None:
+                batch.append(result)
+                return
+            self._done[loop] = [result]
+        # RuntimeError: the event loop is closed; nobody waits for these jobs any more
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(self._deliver, loop)
+
+    def _deliver(self, loop: asyncio.AbstractEventLoop) -> None:
+        with self._lock:
+            batch = self._done.pop(loop, [])
+        for future, value, failure in batch:
+            _settle(future, value, failure)
 
     def close(self) -> None:
         with self._lock:
+            if self._closed:
+                return
             self._closed = True
-            idle, self._idle = self._idle, []
-        for inbox in idle:
-            inbox.put(None)
+            threads = self._threads
+        # One stop marker per thread, behind the queued jobs.
+        for _ in range(threads):
+            self._inbox.put(None)
 
 
 class ThreadPoolJobExecutor(JobExecutor):
@@ -108,11 +177,11 @@ class ThreadPoolJobExecutor(JobExecutor):
     ``current_scheduler`` are set inside it. Python cannot stop a thread: when the job
     is cancelled (stop grace period over, timeout) the thread is *abandoned*, it runs
     on to its end unobserved and its result is ignored, and its slot in the pool is
-    freed at once. (The threads are the executor's own: handing a job to a thread and
-    back costs about half of what ``anyio.to_thread.run_sync`` costs.)
+    freed at once. (The threads are the executor's own, fed from one queue: a burst of
+    jobs costs about half the CPU of ``anyio.to_thread.run_sync``.)
     """
 
-    __slots__ = ("_max_workers", "_slots", "_threads")
+    __slots__ = ("_max_workers", "_threads")
 
     def __init__(self, max_workers: int | None = None) -> None:
         if max_workers is None:
@@ -120,8 +189,7 @@ class ThreadPoolJobExecutor(JobExecutor):
         if not is_worker_count(max_workers):
             raise ValueError(f"max_workers must be a positive integer, got {max_workers!r}")
         self._max_workers = max_workers
-        self._slots: asyncio.Semaphore | None = None
-        self._threads = _Threads()
+        self._threads = _Threads(max_workers)
 
     def __repr__(self) -> str:
         return f"ThreadPoolJobExecutor(max_workers={self._max_workers})"
@@ -132,28 +200,28 @@ class ThreadPoolJobExecutor(JobExecutor):
         return self._max_workers
 
     async def start(self, exit_stack: AsyncExitStack) -> None:
-        """Make the slot counter for this event loop; end idle threads on exit."""
-        self._slots = asyncio.Semaphore(self._max_workers)
-        threads = self._threads
-        exit_stack.callback(self._close, threads)
+        """End the worker threads when the scheduler's services close."""
+        exit_stack.callback(self._close, self._threads)
 
     def _close(self, threads: _Threads) -> None:
         threads.close()
         if self._threads is threads:
-            self._threads = _Threads()  # a later start() gets fresh threads
+            self._threads = _Threads(self._max_workers)  # for a later start()
 
     async def run_job(self, func: Callable[..., Any], job: Job) -> Any:
         """Run ``func(*job.args, **job.kwargs)`` in a worker thread and return its result."""
-        slots = self._slots
-        if slots is None:
-            slots = self._slots = asyncio.Semaphore(self._max_workers)
         call = functools.partial(func, *job.args, **job.kwargs)
         # current_job must be visible inside the job: run it in a copy of our context.
         context = contextvars.copy_context()
-        async with slots:
-            loop = asyncio.get_running_loop()
-            future: asyncio.Future[Any] = loop.create_future()
-            self._threads.submit((loop, future, context, call))
-            # Cancelled while waiting: the future is cancelled, the thread's result is
-            # dropped by _settle, and leaving the block frees the slot at once.
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        item = _Item(loop, future, context, call)
+        threads = self._threads
+        threads.submit(item)
+        try:
             return await future
+        except asyncio.CancelledError:
+            # The future is cancelled with us: a queued job is skipped, a running one
+            # is abandoned (its result dropped) and its thread replaced at once.
+            threads.abandon(item)
+            raise

@@ -443,7 +443,9 @@ def _load_payload(value: Any, serializer: Serializer) -> Any:
 #: How JSONSerializer writes the usual empty args, kwargs and metadata: read back
 #: without parsing (a new object each time, since the caller may own it).
 _JSON_EMPTY: dict[bytes, Callable[[], Any]] = {
-    JSONSerializer().serialize(empty): type(empty) for empty in ((), {}, [])
+    JSONSerializer().serialize(()): tuple,
+    JSONSerializer().serialize({}): dict,
+    JSONSerializer().serialize([]): list,
 }
 #: The other way round (a frozen empty mapping is written as the dict it shows).
 _JSON_EMPTY_DUMPED: dict[type, bytes] = {
@@ -513,7 +515,7 @@ def _from_dict(
         if value is None:
             continue  # the field's default (None for every optional field)
         if type(value) is _LOADED_TYPES.get(kind) and (
-            kind != "time" or value.tzinfo is timezone.utc
+            kind != "time" or getattr(value, "tzinfo", None) is timezone.utc
         ):
             values[name] = value  # already what the field holds (the usual case)
             continue
