@@ -8,11 +8,14 @@ parser, so drivers quote pieces of it as a port or a path) and a password given 
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
+import warnings
 from collections.abc import AsyncIterator, Callable
 from urllib.parse import urlsplit
 
+import anyio
 import pytest
 
 from conftest import require_service
@@ -231,6 +234,18 @@ async def test_a_failed_connection_hides_the_password(
         await store.start(broker, LOGGER)
     assert str(caught.value).startswith(message)
     assert_hidden(str(caught.value))
+    if isinstance(store, MongoDBDataStore):
+        await collect_pymongo_leftovers()
+
+
+async def collect_pymongo_leftovers() -> None:
+    """pymongo's monitor may be connecting when the store closes the client after a
+    failed start; that socket is then never closed (a pymongo bug, not ours). Collect it
+    here, quietly, instead of letting its ResourceWarning fail a later test at random."""
+    await anyio.sleep(0.2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        gc.collect()
 
 
 @pytest.mark.anyio

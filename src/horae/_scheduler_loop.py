@@ -115,7 +115,12 @@ def due_fire_times(
     trigger = schedule.trigger
     now_utc = _utc(now)
     if schedule.coalesce is CoalescePolicy.latest:
-        latest = latest_fire_time(schedule, first, now)
+        # The common case, one fire time due: its successor is already in the future,
+        # and that one evaluation serves as the jitter bound and the next fire time.
+        following = trigger.next(first)
+        if following is None or _utc(following) > now_utc:
+            return [(first, following)], following
+        latest = latest_fire_time(schedule, following, now)
         following = trigger.next(latest)
         return [(latest, following)], following
     if schedule.coalesce is CoalescePolicy.earliest:

@@ -108,8 +108,16 @@ class Runtime:
             # earliest one it knows, so our own releases cost no extra round.
             if self._processor is not None and event.next_fire_time is not None:
                 self._processor.wakeup.wake_at(event.next_fire_time)
-        elif isinstance(event, (JobAdded, JobReleased)) and self._worker is not None:
-            self._worker.wakeup.set()  # a new job, or a freed slot of a limited task
+        elif isinstance(event, JobAdded) and self._worker is not None:
+            self._worker.wakeup.set()  # a new job
+        elif (
+            isinstance(event, JobReleased)
+            and self._worker is not None
+            and event.scheduler_id != self._config.identity
+        ):
+            # A slot of a limited task freed on another node (or a job the store ended).
+            # Our own releases already wake the worker as each job ends.
+            self._worker.wakeup.set()
         elif (
             isinstance(event, JobCancellationRequested)
             and self._worker is not None

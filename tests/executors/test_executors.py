@@ -147,6 +147,56 @@ async def test_a_cancelled_thread_job_is_abandoned() -> None:
     assert finished.wait(5)
 
 
+async def test_the_pool_keeps_its_size_while_an_abandoned_job_runs_on() -> None:
+    release = threading.Event()
+
+    def wait_for_release() -> None:
+        release.wait(10)
+
+    executor = ThreadPoolJobExecutor(max_workers=1)
+    try:
+        with anyio.fail_after(5):
+            async with AsyncExitStack() as stack:
+                await executor.start(stack)
+                with anyio.move_on_after(0.05):
+                    await executor.run_job(wait_for_release, make_job())
+                # the thread that replaced the abandoned one keeps serving, job after job
+                for number in range(3):
+                    assert await executor.run_job(add, make_job(number, 1)) == number + 1
+                # a second abandoned job is replaced as well
+                async with anyio.create_task_group() as group:
+                    group.start_soon(executor.run_job, wait_for_release, make_job())
+                    await anyio.sleep(0.05)
+                    group.cancel_scope.cancel()
+                assert await executor.run_job(add, make_job(2, 2)) == 4
+    finally:
+        release.set()
+
+
+async def test_a_job_cancelled_while_queued_never_starts() -> None:
+    release = threading.Event()
+    ran: list[str] = []
+
+    def block() -> None:
+        release.wait(10)
+
+    def record() -> None:
+        ran.append("ran")
+
+    executor = ThreadPoolJobExecutor(max_workers=1)
+    with anyio.fail_after(5):
+        async with AsyncExitStack() as stack:
+            await executor.start(stack)
+            async with anyio.create_task_group() as group:
+                group.start_soon(executor.run_job, block, make_job())
+                await anyio.sleep(0.05)  # the only thread is busy
+                with anyio.move_on_after(0.05):
+                    await executor.run_job(record, make_job())  # waits in the queue
+                release.set()
+            assert await executor.run_job(add, make_job(1, 1)) == 2
+    assert ran == []
+
+
 def test_worker_counts_are_checked() -> None:
     with pytest.raises(ValueError, match="max_workers must be a positive integer, got 0"):
         ThreadPoolJobExecutor(max_workers=0)

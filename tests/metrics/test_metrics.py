@@ -256,3 +256,39 @@ class TestInstrumentedStoreContract(DataStoreContract):
     def store_factory(self) -> Callable[[], InstrumentedDataStore]:
         metrics = Metrics()
         return lambda: metrics.instrument(MemoryDataStore())
+
+
+async def test_the_instrumented_store_passes_event_batches_on_whole() -> None:
+    """Events that a store publishes together still reach the broker together (one
+    publish_many), not one by one."""
+
+    class Recording(LocalEventBroker):
+        def __init__(self) -> None:
+            super().__init__()
+            self.batches: list[list[events.Event]] = []
+
+        async def publish_many(self, batch: Any) -> None:
+            batch = list(batch)
+            self.batches.append(batch)
+            await super().publish_many(batch)
+
+    class Batching(MemoryDataStore):
+        async def add_jobs(self, jobs: Any) -> None:
+            added = [
+                events.JobAdded(timestamp=T0, job_id=job.id, task_id=job.task_id, schedule_id=None)
+                for job in jobs
+            ]
+            await self._started().publish_many(added)
+
+    from horae import Job
+
+    metrics = Metrics()
+    broker = Recording()
+    await broker.start(logging.getLogger(__name__))
+    store = InstrumentedDataStore(Batching(), metrics, "batching")
+    await store.start(broker, logging.getLogger(__name__), clock=FakeClock(T0))
+    jobs = [Job(task_id="t", start_time=T0, created_at=T0) for _ in range(3)]
+    await store.add_jobs(jobs)
+    assert [len(batch) for batch in broker.batches] == [3]
+    await store.stop()
+    await broker.stop()

@@ -113,12 +113,12 @@ class SQLiteDataStore(DataStore):
             before the store backs off and retries it (seconds or a ``timedelta``).
         synchronous: ``"FULL"`` (the default): every acknowledged change survives a
             power cut, at the price of a flush to disk per write transaction.
-            ``"NORMAL"``: flushes only at WAL checkpoints, several times faster per
-            write; a crash of the process loses nothing and the database stays
-            consistent, but a power cut or OS crash may lose the last transactions
-            acknowledged before it (schedules added, fires recorded: a lost fire record
-            can make that fire run again after a restart). SQLite's ``PRAGMA
-            synchronous`` in WAL mode.
+            ``"NORMAL"``: flushes only at WAL checkpoints, so writes are cheaper (about
+            1.5x the jobs per second in the burst benchmark); a crash of the process
+            loses nothing and the database stays consistent, but a power cut or OS
+            crash may lose the last transactions acknowledged before it (schedules
+            added, fires recorded: a lost fire record can make that fire run again
+            after a restart). SQLite's ``PRAGMA synchronous`` in WAL mode.
 
     Raises:
         ConfigurationError: for an in-memory database or a malformed URL.

@@ -42,7 +42,7 @@ def _settle(future: asyncio.Future[Any], value: Any, failure: BaseException | No
 class _Item:
     """One job handed to the threads; ``state`` is set by the thread that takes it."""
 
-    __slots__ = ("call", "context", "future", "loop", "state")
+    __slots__ = ("abandoned", "call", "context", "future", "loop", "state")
 
     QUEUED, RUNNING, DONE = 0, 1, 2
 
@@ -58,6 +58,7 @@ class _Item:
         self.context = context
         self.call = call
         self.state = _Item.QUEUED
+        self.abandoned = False  # its thread ends after it (another took its place)
 
 
 class _Threads:
@@ -104,6 +105,7 @@ class _Threads:
         with self._lock:
             if item.state != _Item.RUNNING:
                 return
+            item.abandoned = True
             self._retiring += 1
             if self._closed:
                 return
@@ -116,7 +118,7 @@ class _Threads:
             item = inbox.get()
             if item is None:
                 break
-            with self._lock:  # against running(): started, or skipped as cancelled
+            with self._lock:  # against abandon(): started, or skipped as cancelled
                 if item.future.cancelled():
                     continue  # cancelled while it waited: never started
                 item.state = _Item.RUNNING
@@ -126,15 +128,15 @@ class _Threads:
                 value = item.context.run(item.call)
             except BaseException as exc:  # handed to the awaiting task
                 failure = exc
-            item.state = _Item.DONE
             self._post(item.loop, (item.future, value, failure))
-            del item, value, failure
             with self._lock:
-                if self._retiring:
-                    # the pool has one thread too many since a job was abandoned
+                item.state = _Item.DONE
+                if item.abandoned:
+                    # another thread took this one's place when its job was abandoned
                     self._retiring -= 1
                     self._threads -= 1
                     return
+            del item, value, failure
         with self._lock:
             self._threads -= 1
 

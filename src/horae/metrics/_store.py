@@ -125,9 +125,18 @@ class _TapBroker(EventBroker):
         self._on_event(event)
         await self._broker.publish(event)
 
+    async def publish_many(self, events: Iterable[Event]) -> None:
+        batch = list(events)
+        for event in batch:
+            self._on_event(event)
+        await self._broker.publish_many(batch)
+
     async def publish_local(self, event: Event) -> None:
         self._on_event(event)
         await self._broker.publish_local(event)
+
+    def add_reconnect_callback(self, callback: Callable[[], object]) -> Callable[[], None]:
+        return self._broker.add_reconnect_callback(callback)
 
     def subscribe(
         self,
