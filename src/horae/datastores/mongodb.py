@@ -49,6 +49,7 @@ from horae._exceptions import (
 )
 from horae._structures import Job, JobResult, Schedule, Task
 from horae.datastores._base import DataStore, ScheduleUpdate, StoreCapabilities
+from horae.datastores._events import job_acquired_events
 from horae.datastores._mongodb_connection import (
     SERVER_SELECTION_TIMEOUT,
     Conflict,
@@ -76,7 +77,6 @@ from horae.datastores._mongodb_schedules import acquire, next_schedule_time_us, 
 from horae.eventbrokers._base import EventBroker
 from horae.events import (
     Event,
-    JobAcquired,
     JobAdded,
     JobCancellationRequested,
     JobReleased,
@@ -517,17 +517,7 @@ class MongoDBDataStore(MongoDBConnection, DataStore):
                 acquired.append(decoded)
             else:
                 undecodable.append((doc, decoded))
-        events += [
-            JobAcquired(
-                timestamp=now,
-                job_id=job.id,
-                scheduler_id=scheduler_id,
-                task_id=job.task_id,
-                schedule_id=job.schedule_id,
-                scheduled_fire_time=job.scheduled_fire_time,
-            )
-            for job in acquired
-        ]
+        events += job_acquired_events(acquired, scheduler_id, now)
         await self._publish(events)
         for doc, error in undecodable:
             await self._end_undecodable(scheduler_id, doc, error, now)

@@ -28,6 +28,7 @@ from horae._exceptions import (
 )
 from horae._structures import Job, JobResult, Schedule, Task
 from horae.datastores._base import DataStore, ScheduleUpdate, StoreCapabilities
+from horae.datastores._events import job_acquired_events
 from horae.datastores._postgres_connection import (
     DsnInfo,
     Operation,
@@ -52,7 +53,6 @@ from horae.eventbrokers._base import EventBroker
 from horae.eventbrokers._batching import Coalescer, CommittedEvents
 from horae.events import (
     Event,
-    JobAcquired,
     JobAdded,
     JobCancellationRequested,
     ScheduleAdded,
@@ -513,17 +513,7 @@ class PostgresDataStore(DataStore):
             return settled.acquired, settled.events
 
         acquired, events = await self._run("acquire_jobs", operation)
-        events += [
-            JobAcquired(
-                timestamp=now,
-                job_id=job.id,
-                scheduler_id=scheduler_id,
-                task_id=job.task_id,
-                schedule_id=job.schedule_id,
-                scheduled_fire_time=job.scheduled_fire_time,
-            )
-            for job in acquired
-        ]
+        events += job_acquired_events(acquired, scheduler_id, now)
         await self._publish(events)
         return acquired
 

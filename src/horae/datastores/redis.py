@@ -30,6 +30,7 @@ from horae._exceptions import (
 )
 from horae._structures import Job, JobResult, Schedule, Task
 from horae.datastores._base import DataStore, ScheduleUpdate, StoreCapabilities
+from horae.datastores._events import job_acquired_events
 from horae.datastores._redis_client import RedisConnection
 from horae.datastores._redis_codec import (
     Arg,
@@ -44,7 +45,6 @@ from horae.datastores._redis_codec import (
 from horae.eventbrokers._base import EventBroker
 from horae.events import (
     Event,
-    JobAcquired,
     JobAdded,
     JobCancellationRequested,
     JobReleased,
@@ -486,17 +486,7 @@ class RedisDataStore(RedisConnection, DataStore):
                 acquired.append(job)
             else:
                 undecodable.append((raw, job))
-        events += [
-            JobAcquired(
-                timestamp=now,
-                job_id=job.id,
-                scheduler_id=scheduler_id,
-                task_id=job.task_id,
-                schedule_id=job.schedule_id,
-                scheduled_fire_time=job.scheduled_fire_time,
-            )
-            for job in acquired
-        ]
+        events += job_acquired_events(acquired, scheduler_id, now)
         await self._publish(events)
         for raw, error in undecodable:
             await self._end_undecodable(scheduler_id, raw, error, now)

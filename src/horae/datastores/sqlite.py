@@ -32,6 +32,7 @@ from horae._exceptions import (
 from horae._structures import Job, JobResult, RetryPolicy, Schedule, Task
 from horae.datastores import _sqlite_ops as ops
 from horae.datastores._base import DataStore, ScheduleUpdate, StoreCapabilities
+from horae.datastores._events import job_acquired_events
 from horae.datastores._retry import Retrier
 from horae.datastores._sqlite_connection import SQLiteThread, database_path, is_transient
 from horae.datastores._sqlite_schema import to_row
@@ -39,7 +40,6 @@ from horae.eventbrokers._base import EventBroker
 from horae.eventbrokers._batching import CommittedEvents
 from horae.events import (
     Event,
-    JobAcquired,
     JobAdded,
     JobCancellationRequested,
     JobReleased,
@@ -598,17 +598,7 @@ class SQLiteDataStore(DataStore):
             limit,
             settle,
         )
-        events += [
-            JobAcquired(
-                timestamp=now,
-                job_id=job.id,
-                scheduler_id=scheduler_id,
-                task_id=job.task_id,
-                schedule_id=job.schedule_id,
-                scheduled_fire_time=job.scheduled_fire_time,
-            )
-            for job in acquired
-        ]
+        events += job_acquired_events(acquired, scheduler_id, now)
         await self._publish(events)
         return acquired
 
