@@ -570,3 +570,24 @@ async def test_cancel_reaches_the_running_job_through_the_event() -> None:
             assert await scheduler.cancel_job(job_id)
             result = await scheduler.get_job_result(job_id)
             assert result.outcome is JobOutcome.cancelled
+
+
+async def test_extra_jobs_get_no_jitter() -> None:
+    """run_schedule_now and backfill jobs start when asked, whatever the schedule's
+    max_jitter (the jitter spreads fires, not explicit requests)."""
+    async with AsyncScheduler(clock=FakeClock(T0)) as scheduler:  # no worker: jobs stay
+        await scheduler.add_schedule(
+            record, IntervalTrigger(hours=1, start_time=T0 + MINUTE), id="j", args=["j"],
+            max_jitter=timedelta(minutes=30), misfire_grace_time=10,
+        )  # fmt: skip
+        await scheduler.run_schedule_now("j")
+        fires = await scheduler.backfill("j", T0 + MINUTE, T0 + timedelta(hours=1, minutes=1))
+        assert fires == [T0 + MINUTE, T0 + timedelta(hours=1, minutes=1)]
+        jobs = await scheduler.get_jobs()
+    assert [job.jitter for job in jobs] == [timedelta(0)] * 3
+    assert jobs[0].start_time == T0
+    assert jobs[0].start_deadline == T0 + timedelta(seconds=10)
+    assert [job.start_time - T0 for job in jobs[1:]] == [
+        timedelta(microseconds=0),
+        timedelta(microseconds=1),
+    ]

@@ -37,10 +37,10 @@ from ._scheduler_args import (
     RoleName,
     as_args,
     as_enum,
+    as_job_id,
     as_kwargs,
     as_optional_duration,
     as_optional_positive_duration,
-    check_aware_datetime,
     check_event_types,
     check_metadata,
     check_optional_positive_int,
@@ -59,6 +59,7 @@ from ._scheduler_loop import make_adhoc_job
 from ._scheduler_runtime import Runtime, open_services
 from ._structures import Job, JobResult, RetryPolicy, Schedule, Task
 from ._tasks import TaskService
+from ._validation import require_aware
 from ._worker import unwrap_result, wait_for_result
 from .datastores._base import DataStore
 from .eventbrokers._base import EventBroker, Subscription
@@ -487,18 +488,25 @@ class AsyncScheduler:
         await store.add_schedule(schedule, conflict_policy)
         return schedule_id
 
-    async def _find_schedule(
+    async def _locate_schedule(
         self, schedule_id: Any, alias: str | None
-    ) -> tuple[DataStore, Schedule]:
+    ) -> tuple[str, DataStore, Schedule]:
+        """``(store alias, store, schedule)`` of the first store that has the schedule."""
         if not isinstance(schedule_id, str):
             raise TypeError(
                 f"a schedule id must be a str, not {type(schedule_id).__name__} {schedule_id!r}"
             )
-        for _, store in self._config.search(alias):
+        for store_alias, store in self._config.search(alias):
             found = await store.get_schedules([schedule_id])
             if found:
-                return store, found[0]
+                return store_alias, store, found[0]
         raise ScheduleLookupError(schedule_id)
+
+    async def _find_schedule(
+        self, schedule_id: Any, alias: str | None
+    ) -> tuple[DataStore, Schedule]:
+        _, store, schedule = await self._locate_schedule(schedule_id, alias)
+        return store, schedule
 
     async def get_schedule(
         self,
@@ -562,7 +570,7 @@ class AsyncScheduler:
         self._require_services("pause_schedule")
         reason = check_optional_str(reason, "reason")
         if until is not None:
-            until = check_aware_datetime(until, "until")
+            until = require_aware(until, "until")
         store, _ = await self._find_schedule(id, data_store)
         await store.pause_schedule(id, reason=reason, until=until)
 
@@ -611,8 +619,7 @@ class AsyncScheduler:
     async def _find_with_task(
         self, schedule_id: Any, alias: str | None
     ) -> tuple[DataStore, Schedule, Task | None]:
-        store, schedule = await self._find_schedule(schedule_id, alias)
-        store_alias = next(name for name, s in self._config.stores.items() if s is store)
+        store_alias, store, schedule = await self._locate_schedule(schedule_id, alias)
         task = await self._tasks.cache.get_optional(store_alias, store, schedule.task_id)
         return store, schedule, task
 
@@ -666,8 +673,8 @@ class AsyncScheduler:
             TypeError: naive or non-datetime bounds.
         """
         self._require_services("backfill")
-        start = check_aware_datetime(start, "start")
-        end = check_aware_datetime(end, "end")
+        start = require_aware(start, "start")
+        end = require_aware(end, "end")
         store, schedule, task = await self._find_with_task(id, data_store)
         fire_times = _control.backfill_fire_times(schedule, start, end)
         if not dry_run and fire_times:
@@ -756,11 +763,7 @@ class AsyncScheduler:
             JobResultNotReady: ``wait=False`` and the job has not finished.
         """
         self._require_services("get_job_result")
-        if isinstance(job_id, str):
-            job_id = UUID(job_id)
-        if not isinstance(job_id, UUID):
-            raise TypeError(f"job_id must be a UUID, not {type(job_id).__name__} {job_id!r}")
-        return await wait_for_result(self._config, job_id, wait=wait)
+        return await wait_for_result(self._config, as_job_id(job_id), wait=wait)
 
     async def run_job(
         self,
@@ -803,7 +806,7 @@ class AsyncScheduler:
             JobLookupError: no such job, and no result of one.
         """
         self._require_services("cancel_job")
-        return await _control.cancel_job(self._config, job_id)
+        return await _control.cancel_job(self._config, as_job_id(job_id))
 
     # ---- events -----------------------------------------------------------------------
 

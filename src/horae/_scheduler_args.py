@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from enum import Enum
 from typing import Any, Literal, TypeVar
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import attrs
 
@@ -116,15 +116,12 @@ def as_optional_positive_duration(value: Any, name: str) -> timedelta | None:
     return duration
 
 
-def check_aware_datetime(value: Any, name: str) -> datetime:
-    """*value* if it is a timezone-aware ``datetime``; raise otherwise."""
-    if not isinstance(value, datetime):
-        raise TypeError(f"{name} must be a datetime, not {type(value).__name__} {value!r}")
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise ValueError(
-            f"{name} must be timezone-aware (e.g. datetime.now(timezone.utc)), got the "
-            f"naive {value.isoformat()!r}"
-        )
+def as_job_id(value: Any) -> UUID:
+    """A job id given as a ``UUID`` or its string form."""
+    if isinstance(value, str):
+        return UUID(value)
+    if not isinstance(value, UUID):
+        raise TypeError(f"job_id must be a UUID, not {type(value).__name__} {value!r}")
     return value
 
 

@@ -19,17 +19,17 @@ these functions; they hold the decisions that are easy to get wrong:
 
 from __future__ import annotations
 
-import random
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
+from uuid import UUID
 
 import attrs
 
 from ._enums import CoalescePolicy, ConflictPolicy, OverlapPolicy
 from ._exceptions import JobLookupError
 from ._scheduler_args import make_schedule
-from ._scheduler_loop import make_job
+from ._scheduler_loop import schedule_job
 from ._structures import Job, RetryPolicy, Schedule, Task
 from .datastores._base import DataStore
 from .triggers._base import Trigger
@@ -96,14 +96,8 @@ class SyncResult:
 # ---- cancel, run now, backfill ----------------------------------------------------------
 
 
-async def cancel_job(config: SchedulerConfig, job_id: Any) -> bool:
+async def cancel_job(config: SchedulerConfig, job_id: UUID) -> bool:
     """See :meth:`AsyncScheduler.cancel_job`."""
-    from uuid import UUID
-
-    if isinstance(job_id, str):
-        job_id = UUID(job_id)
-    if not isinstance(job_id, UUID):
-        raise TypeError(f"job_id must be a UUID, not {type(job_id).__name__} {job_id!r}")
     now = config.clock.now()
     for store in config.stores.values():
         if await store.cancel_job(job_id, now) is not None:
@@ -117,19 +111,11 @@ async def cancel_job(config: SchedulerConfig, job_id: Any) -> bool:
     raise JobLookupError(job_id)
 
 
-def _extra_job(schedule: Schedule, task: Task | None, fire_time: datetime | None,
-               start_time: datetime, now: datetime) -> Job:  # fmt: skip
-    """A job of *schedule* made outside its fire times: no jitter, starting at
-    *start_time*, with the schedule's grace time counted from there."""
-    job = make_job(schedule, task, start_time, None, now, random.Random(0))  # noqa: S311
-    return attrs.evolve(job, scheduled_fire_time=fire_time, jitter=timedelta(0))
-
-
 async def run_schedule_now(
     store: DataStore, schedule: Schedule, task: Task | None, now: datetime
 ) -> Job:
     """See :meth:`AsyncScheduler.run_schedule_now`."""
-    job = _extra_job(schedule, task, None, now, now)
+    job = schedule_job(schedule, task, None, now, now)
     await store.add_jobs([job])
     return job
 
@@ -168,9 +154,9 @@ async def backfill(
     """Add one job per fire time, in fire-time order (see
     :meth:`AsyncScheduler.backfill`)."""
     # One microsecond apart, so that every store starts them in fire-time order; under
-    # an overlap policy other than allow they run one at a time (make_job's limit).
+    # an overlap policy other than allow they run one at a time (schedule_job_limit).
     jobs = [
-        _extra_job(schedule, task, fire_time, now + number * _ONE_MICROSECOND, now)
+        schedule_job(schedule, task, fire_time, now + number * _ONE_MICROSECOND, now)
         for number, fire_time in enumerate(fire_times)
     ]
     await store.add_jobs(jobs)

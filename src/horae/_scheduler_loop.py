@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import random
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -183,7 +183,21 @@ def make_job(
         if following is not None:
             bound = min(bound, _utc(following) - _utc(fire_time))
         jitter = timedelta(seconds=rng.uniform(0, bound.total_seconds()))
-    start_time = fire_time + jitter
+    return schedule_job(schedule, task, fire_time, fire_time + jitter, now, jitter)
+
+
+def schedule_job(
+    schedule: Schedule,
+    task: Task | None,
+    fire_time: datetime | None,
+    start_time: datetime,
+    now: datetime,
+    jitter: timedelta = timedelta(0),
+) -> Job:
+    """A job of *schedule* that may start at *start_time*, with the schedule's
+    arguments and policies (those it leaves unset from its task) and its grace time
+    counted from *start_time*. *fire_time* is ``None`` for a job made outside the
+    schedule's fire times (``run_schedule_now``)."""
     grace = schedule.misfire_grace_time
     if grace is None and task is not None:
         grace = task.misfire_grace_time
@@ -280,7 +294,7 @@ class ScheduleProcessor:
         tasks: TaskCache,
         logger: logging.Logger,
         polls: Callable[[], bool],
-        publish: Callable[[Event], Awaitable[None]],
+        publish: Callable[[Iterable[Event]], Awaitable[None]],
     ) -> None:
         self._stores = stores
         self._publish = publish
@@ -360,8 +374,8 @@ class ScheduleProcessor:
         created = await store.release_schedules(self._identity, updates)
         if to_cancel:
             await self._cancel_superseded(store, to_cancel, created, now)
-        for event in events:
-            await self._publish(event)
+        if events:
+            await self._publish(events)
         still_due = any(
             update.next_fire_time is not None and _utc(update.next_fire_time) <= _utc(now)
             for update in updates

@@ -78,7 +78,7 @@ class Runtime:
                 stores=config.stores, identity=config.identity, clock=config.clock,
                 lease_duration=config.lease_duration, poll_interval=config.poll_interval,
                 tasks=tasks.cache, logger=component_logger(config.logger, "scheduler"),
-                polls=config.polls, publish=config.broker.publish,
+                polls=config.polls, publish=config.broker.publish_many,
             )  # fmt: skip
         if config.role in (SchedulerRole.both, SchedulerRole.worker):
             self._worker = Worker(
