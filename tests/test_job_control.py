@@ -591,3 +591,14 @@ async def test_extra_jobs_get_no_jitter() -> None:
         timedelta(microseconds=0),
         timedelta(microseconds=1),
     ]
+
+
+async def test_bad_overlap_and_retry_arguments_are_refused() -> None:
+    async with AsyncScheduler(clock=FakeClock(T0)) as scheduler:
+        with pytest.raises(ValueError, match="overlap must be a OverlapPolicy"):
+            await scheduler.add_schedule(record, "* * * * *", overlap="never")  # type: ignore[arg-type]
+        with pytest.raises(TypeError, match="retry must be a RetryPolicy or None"):
+            await scheduler.add_schedule(record, "* * * * *", retry=3)  # type: ignore[arg-type]
+        with pytest.raises(TypeError, match="retry must be a RetryPolicy or None"):
+            await scheduler.configure_task(record, retry={"max_attempts": 3})  # type: ignore[arg-type]
+        assert await scheduler.get_schedules() == []
